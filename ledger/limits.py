@@ -1,0 +1,53 @@
+"""Every limit of the system, in one place. Names end with their unit; each says why."""
+
+# A Kafka message must hold one block. The broker and topics are configured with
+# message_bytes_max; a block never exceeds block_bytes_max plus its header and framing.
+envelope_bytes_max = 4_096
+"""Largest submission accepted: a 16-posting transfer with memo fits in about 1.5 KiB."""
+
+memo_chars_max = 256
+"""Free text is for humans; anything bigger belongs in an attestation's document."""
+
+external_ref_chars_max = 128
+"""Long enough for any payment system's reference (UUIDs, ISO 20022 end-to-end ids)."""
+
+identifier_chars_max = 64
+"""Account, asset and ledger names: short, so that rows and indexes stay small."""
+
+postings_min_count = 2
+postings_max_count = 16
+"""A transfer moves money between at least two accounts; 16 legs cover netting and DvP."""
+
+roles_max_count = 4
+owned_accounts_max_count = 256
+"""A key owning more accounts than this should be an admin key instead."""
+
+asset_scale_max = 18
+"""10**18 still fits int64, so one whole unit of any asset is representable."""
+
+validity_window_ms_max = 10 * 60 * 1000
+"""Replay protection remembers tx_ids for this long; longer windows cost memory."""
+
+clock_skew_ms_max = 5_000
+"""A transaction created this far in the sequencer's future is still accepted as valid."""
+
+block_tx_max_count = 2_000
+"""Largest block by count: at 10,000 tx/s and 200 ms waits, blocks stay below this."""
+
+block_bytes_max = 4 * 1024 * 1024
+"""Largest block by size, before the block's own framing."""
+
+block_wait_ms = 200
+"""A block is sealed at most this long after its first transaction: confirmation < 1 s."""
+
+message_bytes_max = 8 * 1024 * 1024
+"""Kafka's message.max.bytes and max.request.size: a full block plus framing fits."""
+
+int64_max = 2**63 - 1
+int64_min = -(2**63)
+
+assert postings_min_count >= 2
+assert postings_max_count * envelope_bytes_max < block_bytes_max
+assert block_bytes_max + block_tx_max_count * 64 + 4096 < message_bytes_max
+assert clock_skew_ms_max < validity_window_ms_max
+assert 10**asset_scale_max <= int64_max

@@ -1,0 +1,155 @@
+"""Typed values of the ledger: operations, transactions and their parts.
+
+These mirror ``schemas/ledger.v1.TxBody.avsc`` one to one; ``ledger.codec`` converts between
+them and Avro bytes. They are frozen so that a decided transaction cannot change under a block.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class AccountStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    FROZEN = "FROZEN"
+    CLOSED = "CLOSED"
+
+
+class Role(enum.Enum):
+    """What a key may do beyond spending from the accounts it owns."""
+
+    ADMIN = "admin"  # account, asset and key operations
+    SEALER = "sealer"  # signs block seals
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccount:
+    account: str
+    asset: str
+    max_balance: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAccountStatus:
+    account: str
+    status: AccountStatus
+
+
+@dataclass(frozen=True, slots=True)
+class DefineAsset:
+    asset: str
+    scale: int
+    issuer_account: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterKey:
+    public_key: bytes
+    roles: tuple[str, ...]
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeKey:
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: str
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    payer: str
+    payee: str
+    asset: str
+    amount: int
+    expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    hold_id: bytes
+    amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Void:
+    hold_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Attest:
+    digest: bytes
+    algorithm: str = "sha256"
+
+
+Operation = (
+    OpenAccount
+    | SetAccountStatus
+    | DefineAsset
+    | RegisterKey
+    | RevokeKey
+    | Transfer
+    | Hold
+    | Capture
+    | Void
+    | Attest
+)
+
+OPERATION_TYPES: tuple[type, ...] = (
+    OpenAccount,
+    SetAccountStatus,
+    DefineAsset,
+    RegisterKey,
+    RevokeKey,
+    Transfer,
+    Hold,
+    Capture,
+    Void,
+    Attest,
+)
+"""In the order of the Avro union: new operations go at the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    tx_id: bytes
+    ledger: str
+    created_at_ms: int
+    expires_at_ms: int
+    op: Operation
+    memo: str | None = None
+    external_ref: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The operation's name, as stored in PostgreSQL: ``Transfer``, ``Hold``, ..."""
+        return type(self.op).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    body: bytes
+    public_key: bytes
+    signature: bytes
+    body_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """A transaction whose signature has been checked: what the state machine decides on."""
+
+    body: TxBody
+    public_key: bytes
+    key_id: str
+    envelope_bytes: bytes

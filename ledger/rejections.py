@@ -1,0 +1,59 @@
+"""Why a transaction is refused: one enum, ordered by precedence (the first failing check wins).
+
+Rejections are data. The verify stage can reach the codes up to UNKNOWN_LEDGER; the sequencer
+reaches the rest. The numeric value is the precedence; the name is the contract (it is what
+``ledger.rejections`` messages and the ``ledger.rejections`` table carry).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RejectionCode(enum.IntEnum):
+    # verify stage: the bytes themselves
+    MALFORMED = 1  # not an Envelope, or its body is not a TxBody, or a field is out of shape
+    TOO_LARGE = 2  # bigger than limits.envelope_bytes_max
+    UNSUPPORTED_VERSION = 3  # body_version this build does not know
+    BAD_SIGNATURE = 4  # the signature does not verify over the exact body bytes
+    UNKNOWN_LEDGER = 5  # no such shard
+    # sequence stage: time and identity
+    VALIDITY_TOO_LONG = 6  # expires_at_ms - created_at_ms above limits.validity_window_ms_max
+    EXPIRED = 7  # the block's time is past expires_at_ms
+    NOT_YET_VALID = 8  # created_at_ms is in the block's future (beyond the clock skew)
+    DUPLICATE = 9  # this tx_id was accepted before, within the window
+    UNKNOWN_KEY = 10  # the signing key was never registered
+    KEY_REVOKED = 11  # the signing key was revoked in an earlier block
+    UNAUTHORIZED = 12  # the key may not do this operation on these accounts
+    # sequence stage: the operation
+    INVALID_OPERATION = 13  # well-formed but meaningless: bad role, scale, posting count, ...
+    ALREADY_EXISTS = 14  # account, asset or key already defined
+    UNKNOWN_ACCOUNT = 15
+    UNKNOWN_ASSET = 16
+    ACCOUNT_CLOSED = 17
+    ACCOUNT_FROZEN = 18
+    ASSET_MISMATCH = 19  # posting's asset differs from the account's
+    INVALID_AMOUNT = 20  # zero or wrongly signed amount
+    UNBALANCED = 21  # postings of an asset do not sum to zero
+    ACCOUNT_NOT_EMPTY = 22  # closing an account that has a balance or open holds
+    INSUFFICIENT_FUNDS = 23  # available balance would go below zero
+    LIMIT_EXCEEDED = 24  # balance would exceed the account's max_balance
+    OVERFLOW = 25  # a balance or sum would leave int64
+    HOLD_NOT_FOUND = 26
+    HOLD_EXPIRED = 27
+    HOLD_ALREADY_RESOLVED = 28
+    CAPTURE_EXCEEDS_HOLD = 29
+
+
+class Stage(enum.Enum):
+    VERIFY = "verify"
+    SEQUENCE = "sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A refused transaction: the code that decided it and a human sentence."""
+
+    code: RejectionCode
+    detail: str
