@@ -153,3 +153,51 @@ class Tx:
     public_key: bytes
     key_id: str
     envelope_bytes: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """Mirrors ``ledger.v1.BlockHeader``; its Avro bytes are what the block hash covers."""
+
+    ledger: str
+    height: int
+    prev_hash: bytes
+    tx_root: bytes
+    tx_count: int
+    first_seq: int
+    sealed_at_ms: int
+    blocks_root: bytes
+    sealer_key: bytes
+    source_partition: int
+    source_offset_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class SealedTx:
+    seq: int
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: BlockHeader
+    transactions: tuple[SealedTx, ...]
+    seal: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """Mirrors ``ledger.v1.Rejection``: one message on ``ledger.rejections``."""
+
+    code: str
+    detail: str
+    stage: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    rejected_at_ms: int
+    tx_id: bytes | None = None
+    ledger: str | None = None
+    key_id: str | None = None
+    height: int | None = None
+    external_ref: str | None = None
