@@ -1,0 +1,24 @@
+# The two commands: `make run` starts the whole system, `make test` passes the whole suite.
+# Both install what is missing first (infra/install.sh), so they work on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.PHONY: install run test down lint
+
+install:
+	@bash infra/install.sh
+
+run: install
+	$(VENV)/ledger up
+	$(VENV)/ledger status
+
+test: install
+	$(VENV)/ledger up
+	$(VENV)/pytest -q
+
+down:
+	@if [ -x $(VENV)/ledger ]; then $(VENV)/ledger down; fi
+
+lint: install
+	$(VENV)/ruff check ledger streams tests
+	$(VENV)/mypy

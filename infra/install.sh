@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine, and nothing twice:
+#   1. Java 17+, Maven and the PostgreSQL server, through apt, only when missing;
+#   2. the Kafka broker jars, resolved from Maven Central by infra/pom.xml into the data directory
+#      (Maven's local repository caches them, and a marker file skips the step entirely);
+#   3. the Python environment in .venv with the project installed editable with its dev extra
+#      (skipped while pyproject.toml is unchanged).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+say() { printf 'install: %s\n' "$*" >&2; }
+fail() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@";
+  else fail "need root to run: $* (install it yourself, or run as root)"; fi
+}
+
+apt_packages=()
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then apt_packages+=(openjdk-17-jre-headless); fi
+command -v mvn >/dev/null || apt_packages+=(maven)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+command -v python3 >/dev/null || apt_packages+=(python3 python3-venv)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || fail "missing ${apt_packages[*]} and no apt-get to install them"
+  say "installing ${apt_packages[*]} with apt"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' infra/pom.xml)
+libs="${LEDGER_KAFKA_LIBS_DIR:-$root/.data/kafka/libs}/$kafka_version"
+pom_sum=$(sha256sum infra/pom.xml | cut -c1-16)
+if [ ! -f "$libs/.complete-$pom_sum" ]; then
+  say "resolving Kafka $kafka_version jars from Maven Central into $libs"
+  rm -rf "$libs"
+  mvn -q -B -f infra/pom.xml dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -Dmdep.includeScope=runtime \
+    || fail "Maven could not resolve Kafka $kafka_version (see the output above)"
+  touch "$libs/.complete-$pom_sum"
+fi
+
+python=${PYTHON:-python3}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "$python is older than 3.11; set PYTHON=/path/to/python3.11+"
+py_sum=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f ".venv/.complete-$py_sum" ]; then
+  say "creating the Python environment in .venv"
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  rm -f .venv/.complete-*
+  touch ".venv/.complete-$py_sum"
+fi

@@ -1,0 +1,1 @@
+"""The client SDK: what payment systems, reconciliation jobs and operators hold in their hands."""

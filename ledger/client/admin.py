@@ -1,0 +1,133 @@
+"""Cluster administration over the Kafka protocol: readiness and the ledger's topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from ledger import limits
+from ledger.errors import InfraError
+from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS
+
+TOPIC_ALREADY_EXISTS = 36
+request_timeout_ms = 10_000
+retry_interval_s = 0.5
+
+LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    # The block stream is the ledger: kept forever, never compacted.
+    TOPIC_BLOCKS: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
+    # Rejections are evidence for payment systems; a year is the usual dispute horizon.
+    TOPIC_REJECTIONS: {"retention.ms": str(366 * 24 * 3600 * 1000)},
+}
+
+
+def _admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id="ledger-admin",
+        request_timeout_ms=request_timeout_ms,
+    )
+
+
+async def wait_for_brokers(
+    bootstrap_servers: str,
+    broker_count: int,
+    timeout_s: float,
+    on_each_try: Callable[[], None] = lambda: None,
+) -> None:
+    """Return once a metadata request lists ``broker_count`` brokers and a controller.
+
+    ``on_each_try`` may raise to give up early (a broker process that died, say).
+    """
+    deadline = time.monotonic() + timeout_s
+    # Refused connections are the expected answer while a broker starts; say it once, at the end.
+    client_log = logging.getLogger("aiokafka")
+    quiet_level, client_log.level = client_log.level, logging.CRITICAL
+    try:
+        await _poll_brokers(bootstrap_servers, broker_count, deadline, on_each_try)
+    finally:
+        client_log.setLevel(quiet_level)
+
+
+async def _poll_brokers(
+    bootstrap_servers: str, broker_count: int, deadline: float, on_each_try: Callable[[], None]
+) -> None:
+    last_error = "no answer"
+    timeout_s = deadline - time.monotonic()
+    while time.monotonic() < deadline:
+        on_each_try()
+        admin = _admin(bootstrap_servers)
+        try:
+            await asyncio.wait_for(admin.start(), timeout=5)
+            cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
+            brokers = cluster.get("brokers", [])
+            if len(brokers) >= broker_count and cluster.get("controller_id", -1) >= 0:
+                return
+            last_error = f"{len(brokers)} of {broker_count} brokers registered"
+        except (TimeoutError, KafkaError, OSError) as exc:
+            last_error = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        finally:
+            await admin.close()
+        await asyncio.sleep(retry_interval_s)
+    raise InfraError(
+        f"Kafka at {bootstrap_servers} did not become ready within {timeout_s:.0f} s ({last_error})"
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    partitions: dict[str, int],
+    replication: int,
+    extra_configs: dict[str, dict[str, str]] | None = None,
+) -> list[str]:
+    """Create the topics that are missing; returns the names created. Idempotent."""
+    configs = {**LEDGER_TOPIC_CONFIGS, **(extra_configs or {})}
+    admin = _admin(bootstrap_servers)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                count,
+                replication,
+                topic_configs={
+                    "max.message.bytes": str(limits.message_bytes_max),
+                    **configs.get(name, {}),
+                },
+            )
+            for name, count in partitions.items()
+            if name not in existing
+        ]
+        if missing:
+            response = await admin.create_topics(missing, timeout_ms=30_000)
+            _raise_topic_errors(response.to_object())
+        return [topic.name for topic in missing]
+    except KafkaError as exc:
+        raise InfraError(f"cannot create topics on {bootstrap_servers}: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+def _raise_topic_errors(response: dict[str, Any]) -> None:
+    for topic in response.get("topics", response.get("topic_errors", [])):
+        code = topic.get("error_code", 0)
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            name = topic.get("name", topic.get("topic"))
+            message = topic.get("error_message") or f"error code {code}"
+            raise InfraError(f"creating topic {name} failed: {message}")
+
+
+async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[dict[str, Any]]:
+    admin = _admin(bootstrap_servers)
+    try:
+        await admin.start()
+        return list(await admin.describe_topics(names))
+    finally:
+        await admin.close()

@@ -1,0 +1,107 @@
+"""Where things are and how big they are: every setting comes from the environment.
+
+Defaults describe the local stack that ``ledger up`` starts; production points the same names
+at an existing Kafka cluster and PostgreSQL (see README, "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+TOPIC_SUBMISSIONS = "ledger.submissions"
+TOPIC_VERIFIED = "ledger.verified"
+TOPIC_BLOCKS = "ledger.blocks"
+TOPIC_REJECTIONS = "ledger.rejections"
+
+
+def _int(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is outside {minimum}..{maximum}")
+    return value
+
+
+def _shards() -> tuple[str, ...]:
+    raw = os.environ.get("LEDGER_SHARDS", "main")
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"LEDGER_SHARDS={raw!r} must be distinct comma-separated ledger names")
+    return names
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One process's view of the deployment. Build with ``Settings.from_env()``."""
+
+    data_dir: Path
+    kafka_port: int
+    postgres_port: int
+    kafka_bootstrap_servers: str
+    database_url: str
+    shards: tuple[str, ...]
+    submission_partitions: int
+    dashboard_port: int
+    kafka_heap_mb: int
+    kafka_libs_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("LEDGER_DATA_DIR", str(REPO_ROOT / ".data"))).resolve()
+        kafka_port = _int("LEDGER_KAFKA_PORT", 19092, 1024, 65534)
+        postgres_port = _int("LEDGER_POSTGRES_PORT", 15432, 1024, 65535)
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{kafka_port}"
+        database_url = (
+            os.environ.get("LEDGER_DATABASE_URL")
+            or f"postgresql://ledger:ledger@127.0.0.1:{postgres_port}/ledger"
+        )
+        return cls(
+            data_dir=data_dir,
+            kafka_port=kafka_port,
+            postgres_port=postgres_port,
+            kafka_bootstrap_servers=bootstrap,
+            database_url=database_url,
+            shards=_shards(),
+            submission_partitions=_int("LEDGER_SUBMISSION_PARTITIONS", 4, 1, 1024),
+            dashboard_port=_int("LEDGER_DASHBOARD_PORT", 8088, 1024, 65535),
+            kafka_heap_mb=_int("LEDGER_KAFKA_HEAP_MB", 768, 256, 65536),
+            kafka_libs_dir=Path(
+                os.environ.get("LEDGER_KAFKA_LIBS_DIR", str(REPO_ROOT / ".data" / "kafka" / "libs"))
+            ).resolve(),
+        )
+
+    @property
+    def local_kafka(self) -> bool:
+        """True when Kafka is the one ``ledger up`` manages, not a cluster given by the user."""
+        return "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
+
+    @property
+    def local_postgres(self) -> bool:
+        return "LEDGER_DATABASE_URL" not in os.environ
+
+    def shard_partition(self, ledger: str) -> int | None:
+        """Partition of ledger.verified and ledger.blocks that carries this ledger, if any."""
+        try:
+            return self.shards.index(ledger)
+        except ValueError:
+            return None
+
+    def topic_partitions(self) -> dict[str, int]:
+        shard_count = len(self.shards)
+        return {
+            TOPIC_SUBMISSIONS: self.submission_partitions,
+            TOPIC_VERIFIED: shard_count,
+            TOPIC_BLOCKS: shard_count,
+            TOPIC_REJECTIONS: shard_count,
+        }

@@ -1,0 +1,129 @@
+"""The chosen Kafka version does what the ledger depends on, with aiokafka as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ledger.client.admin import describe_topics, ensure_topics
+from ledger.local.kafka import KafkaCluster, kafka_version
+from ledger.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.services
+
+
+async def read_all(bootstrap: str, topic: str, isolation_level: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]
+        values: list[bytes] = []
+        while await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=1000)
+            values.extend(message.value for message in batch.get(partition, []))
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def test_transactions_commit_and_abort(settings: Settings) -> None:
+    """A read_committed consumer sees the committed transactional batch and not the aborted one."""
+    topic = f"test.tx.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap_servers, {topic: 1}, replication=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        transactional_id=f"test-{topic}",
+        enable_idempotence=True,
+        acks="all",
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for index in range(3):
+                await producer.send(topic, f"committed-{index}".encode())
+        await producer.begin_transaction()
+        for index in range(3):
+            await producer.send(topic, f"aborted-{index}".encode())
+        await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    committed = await read_all(settings.kafka_bootstrap_servers, topic, "read_committed")
+    uncommitted = await read_all(settings.kafka_bootstrap_servers, topic, "read_uncommitted")
+    assert committed == [b"committed-0", b"committed-1", b"committed-2"]
+    assert len(uncommitted) == 6
+
+
+async def test_ledger_topics_exist_with_their_settings(settings: Settings) -> None:
+    """ledger up created the four topics with the configured partition counts."""
+    topics = await describe_topics(
+        settings.kafka_bootstrap_servers, list(settings.topic_partitions())
+    )
+    counts = {topic["topic"]: len(topic["partitions"]) for topic in topics}
+    assert counts == settings.topic_partitions()
+
+
+def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -> None:
+    """With replication 3 and min.insync.replicas=2, acks=all writes go on when a broker stops."""
+    root = REPO_ROOT / ".data" / "test-three-brokers"
+    cluster = KafkaCluster(
+        root, settings.kafka_libs_dir / kafka_version(), base_port=29092, node_count=3, heap_mb=384
+    )
+    cluster.down()
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        assert cluster.up()
+        asyncio.run(_replicated_writes(cluster))
+    finally:
+        cluster.down()
+        shutil.rmtree(root, ignore_errors=True)
+    assert all(pid is None for pid in cluster.running().values())
+
+
+async def _replicated_writes(cluster: KafkaCluster) -> None:
+    topic = "test.replicated"
+    await ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication=3)
+    [described] = await describe_topics(cluster.bootstrap_servers, [topic])
+    assert len(described["partitions"][0]["replicas"]) == 3
+
+    async def produce(values: list[bytes]) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=cluster.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=20_000,
+        )
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value)
+        finally:
+            await producer.stop()
+
+    before = [f"before-{i}".encode() for i in range(20)]
+    after = [f"after-{i}".encode() for i in range(20)]
+    await produce(before)
+    leader = described["partitions"][0]["leader"]
+    assert cluster.stop_node(leader)
+    await produce(after)
+    survivors = ",".join(
+        f"127.0.0.1:{node.broker_port}" for node in cluster.nodes if node.node_id != leader
+    )
+    assert await read_all(survivors, topic, "read_committed") == before + after
+
+
+def test_kafka_version_is_pinned_in_one_place() -> None:
+    """The pom pins the broker version the stack runs; the libs directory is named after it."""
+    assert kafka_version().startswith("4.")
+    assert Path(REPO_ROOT / "infra" / "pom.xml").read_text().count("<kafka.version>") == 1

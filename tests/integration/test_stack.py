@@ -1,0 +1,145 @@
+"""ledger up/down/status: idempotent, stop exactly what they started, fail in one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ledger.local import process
+from ledger.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.services
+LEDGER = [sys.executable, "-m", "ledger"]
+
+
+def run_ledger(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LEDGER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+    )
+
+
+@pytest.fixture()
+def isolated_env() -> Iterator[dict[str, str]]:
+    """A second stack with its own data directory and ports, so the shared one is untouched."""
+    data_dir = REPO_ROOT / ".data" / "test-isolated-stack"
+    env = {
+        "LEDGER_DATA_DIR": str(data_dir),
+        "LEDGER_KAFKA_PORT": "39092",
+        "LEDGER_POSTGRES_PORT": "35432",
+        "LEDGER_KAFKA_HEAP_MB": "384",
+    }
+    shutil.rmtree(data_dir, ignore_errors=True)
+    yield env
+    run_ledger("down", env=env)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_postgres_round_trip(settings: Settings) -> None:
+    """asyncpg writes and reads back a row on the project's PostgreSQL."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        await connection.execute("CREATE TEMP TABLE probe (id int PRIMARY KEY, note text)")
+        await connection.copy_records_to_table("probe", records=[(1, "ledger"), (2, "ok")])
+        rows = await connection.fetch("SELECT id, note FROM probe ORDER BY id")
+    finally:
+        await connection.close()
+    assert [tuple(row) for row in rows] == [(1, "ledger"), (2, "ok")]
+
+
+def test_second_up_is_a_no_op(settings: Settings) -> None:
+    """With the stack running, `ledger up` starts nothing and says so."""
+    before = {line.split()[0]: line.split()[2] for line in run_ledger("status").stdout.splitlines()}
+    result = run_ledger("up")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "already running"
+    after = {line.split()[0]: line.split()[2] for line in run_ledger("status").stdout.splitlines()}
+    assert before == after
+
+
+def test_down_stops_everything_it_started(isolated_env: dict[str, str]) -> None:
+    """up then down on a separate stack leaves none of its processes running."""
+    assert run_ledger("up", env=isolated_env).returncode == 0
+    status = run_ledger("status", "--json", env=isolated_env).stdout
+    pids = [component["pid"] for component in json.loads(status).values()]
+    assert all(pids)
+    result = run_ledger("down", env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    assert "postgres" in result.stdout and "kafka" in result.stdout
+    assert not any(process.pid_alive(pid) for pid in pids)
+    assert run_ledger("down", env=isolated_env).stdout.strip() == "nothing was running"
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], expected_code: int, *words: str
+) -> None:
+    assert result.returncode == expected_code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_busy_port_is_one_clear_line(isolated_env: dict[str, str]) -> None:
+    """A port taken by another program stops `up` with the port, the cause and the setting."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 39092))
+        squatter.listen()
+        result = run_ledger("up", env=isolated_env)
+    assert_one_line_error(result, 3, "39092", "LEDGER_KAFKA_PORT")
+
+
+def test_missing_java_is_one_clear_line(isolated_env: dict[str, str]) -> None:
+    """Without java on PATH, `up` says so and how to fix it."""
+    path = os.pathsep.join(
+        directory
+        for directory in os.environ["PATH"].split(os.pathsep)
+        if not (Path(directory) / "java").exists()
+    )
+    result = run_ledger("up", env={**isolated_env, "PATH": path})
+    assert_one_line_error(result, 3, "java", "install")
+
+
+def test_unreachable_broker_is_one_clear_line_within_bounds(settings: Settings) -> None:
+    """A KAFKA_BOOTSTRAP_SERVERS that answers nothing fails `up` after a bounded wait."""
+    result = run_ledger("up", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, timeout=60)
+    assert_one_line_error(result, 3, "127.0.0.1:1", "did not become ready")
+
+
+def test_stale_pid_file_is_ignored(isolated_env: dict[str, str]) -> None:
+    """A pid file naming a dead process does not stop `up`, and is replaced."""
+    node_dir = Path(isolated_env["LEDGER_DATA_DIR"]) / "kafka" / "cluster" / "node-1"
+    node_dir.mkdir(parents=True)
+    (node_dir / "kafka.pid").write_text("999999\n")
+    assert run_ledger("up", env=isolated_env).returncode == 0
+    pid = process.read_pid(node_dir / "kafka.pid")
+    assert pid is not None and pid != 999999
+
+
+def test_half_initialised_postgres_directory_is_one_clear_line(
+    isolated_env: dict[str, str],
+) -> None:
+    """A PostgreSQL data directory with stray files and no cluster is reported, not clobbered."""
+    data = Path(isolated_env["LEDGER_DATA_DIR"]) / "postgres" / "data"
+    data.mkdir(parents=True)
+    (data / "stray").write_text("x")
+    result = run_ledger("up", env=isolated_env)
+    assert_one_line_error(result, 3, str(data), "remove it")
+    assert (data / "stray").exists()
