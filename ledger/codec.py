@@ -1,0 +1,506 @@
+"""Avro binary <-> ``ledger.model`` values: the one edge where outside bytes become values.
+
+Schemas are parsed once, at import, from ``schemas/ledger.v1.*.avsc``. Every decoder:
+
+1. refuses input above its size bound before reading a byte (``TooLarge``);
+2. reads with fastavro, translating anything it raises into ``DecodeError``;
+3. requires the whole buffer to be consumed (no trailing bytes);
+4. requires the bytes to be the canonical encoding of what they decoded to, by re-encoding:
+   fastavro accepts negative union and enum indexes (Python indexing from the end), overlong
+   varints and split array blocks; a Java or Go reader may read such bytes differently or not
+   at all, and a block is forever, so the ledger accepts exactly one spelling per value;
+5. checks what the schema cannot express (string lengths, list counts, 32-bit ints).
+
+Hostile bytes therefore raise ``DecodeError`` (or a subclass) and nothing else. Encoders run
+the same shape checks and raise ``EncodeError``, so a client learns before sending.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import load_schema
+from fastavro.types import Schema
+
+from ledger import limits
+from ledger.errors import DecodeError, LedgerError
+from ledger.model import (
+    OPERATION_TYPES,
+    AccountStatus,
+    Attest,
+    Block,
+    BlockHeader,
+    DefineAsset,
+    Envelope,
+    Hold,
+    OpenAccount,
+    Operation,
+    Posting,
+    RegisterKey,
+    RejectionRecord,
+    RevokeKey,
+    SealedTx,
+    SetAccountStatus,
+    Transfer,
+    TxBody,
+)
+from ledger.rejections import RejectionCode
+
+SCHEMA_DIRECTORY: Final = Path(__file__).resolve().parents[1] / "schemas"
+CURRENT_BODY_VERSION: Final = 1
+"""The TxBody version this build writes, and the shape it reads every version into."""
+
+_detail_chars_max: Final = 200
+"""fastavro messages can quote whole schemas; an error detail stays one short line."""
+
+_int32_min: Final = -(2**31)
+_int32_max: Final = 2**31 - 1
+
+_T = TypeVar("_T")
+
+
+class TooLarge(DecodeError):
+    """Input above its size bound, refused before decoding: ``TOO_LARGE``."""
+
+
+class UnsupportedVersion(DecodeError):
+    """A body_version this build does not know, or a type it cannot resolve."""
+
+
+class EncodeError(LedgerError, ValueError):
+    """A value that does not fit its schema or the limits: it would be rejected if sent."""
+
+
+def rejection_code_for(error: DecodeError) -> RejectionCode:
+    """The rejection code the verify stage reports for a decode failure."""
+    if isinstance(error, TooLarge):
+        return RejectionCode.TOO_LARGE
+    if isinstance(error, UnsupportedVersion):
+        return RejectionCode.UNSUPPORTED_VERSION
+    return RejectionCode.MALFORMED
+
+
+def _load(name: str) -> Schema:
+    return load_schema(str(SCHEMA_DIRECTORY / f"ledger.v1.{name}.avsc"))
+
+
+TX_BODY_SCHEMA: Final = _load("TxBody")
+ENVELOPE_SCHEMA: Final = _load("Envelope")
+BLOCK_HEADER_SCHEMA: Final = _load("BlockHeader")
+BLOCK_SCHEMA: Final = _load("Block")
+REJECTION_SCHEMA: Final = _load("Rejection")
+
+
+class BodySchemaRegistry:
+    """TxBody writer schemas by ``Envelope.body_version``, and the reader schema they resolve to.
+
+    A body is read with the writer schema its envelope names, resolved to this build's reader
+    schema (Avro schema resolution: fields the reader lacks are skipped, fields the writer lacks
+    take the reader's default, an operation the reader lacks is UNSUPPORTED_VERSION).
+    """
+
+    def __init__(
+        self, reader_schema: Schema = TX_BODY_SCHEMA, reader_version: int = CURRENT_BODY_VERSION
+    ) -> None:
+        self.reader_schema: Final = reader_schema
+        self.reader_version: Final = reader_version
+        self._writer_schemas: dict[int, Schema] = {reader_version: reader_schema}
+
+    def register(self, version: int, schema: Mapping[str, Any]) -> None:
+        """Make bodies of ``version`` readable; ``schema`` is the JSON schema that wrote them."""
+        if not _int32_min <= version <= _int32_max:
+            raise ValueError(f"TxBody version {version} does not fit an Avro int")
+        if version in self._writer_schemas:
+            raise ValueError(f"TxBody version {version} is already registered")
+        # Its own name table: a v2 schema reuses v1's names for different shapes.
+        self._writer_schemas[version] = parse_schema(dict(schema), named_schemas={})
+
+    def writer_schema(self, version: int) -> Schema:
+        """The schema bodies of ``version`` were written with; UnsupportedVersion if unknown."""
+        schema = self._writer_schemas.get(version)
+        if schema is None:
+            known = ", ".join(str(known) for known in self.versions())
+            raise UnsupportedVersion(
+                f"Envelope.body_version: {version} is not supported (known: {known})"
+            )
+        return schema
+
+    def versions(self) -> tuple[int, ...]:
+        """The body versions this registry reads, ascending."""
+        return tuple(sorted(self._writer_schemas))
+
+
+BODY_SCHEMAS: Final = BodySchemaRegistry()
+"""The registry decoders use unless given another one."""
+
+
+def register_body_schema(
+    version: int, schema: Mapping[str, Any], registry: BodySchemaRegistry = BODY_SCHEMAS
+) -> None:
+    """Make TxBody bytes written with ``schema`` readable when an envelope names ``version``."""
+    registry.register(version, schema)
+
+
+# ---- the fastavro edge ---------------------------------------------------------------------
+
+
+def _write(schema: Schema, record: object) -> bytes:
+    stream = io.BytesIO()
+    schemaless_writer(
+        stream,
+        schema,
+        record,
+        strict=True,
+        strict_allow_default=False,
+        disable_tuple_notation=False,
+    )
+    return stream.getvalue()
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > _detail_chars_max:
+        text = text[: _detail_chars_max - 3] + "..."
+    return text
+
+
+def _encode(schema: Schema, record: object, what: str) -> bytes:
+    try:
+        return _write(schema, record)
+    except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, ...
+        raise EncodeError(f"{what}: {_describe(exc)}") from exc
+
+
+def _read_record(stream: io.BytesIO, writer: Schema, reader: Schema | None) -> Any:
+    return schemaless_reader(
+        stream,
+        writer,
+        reader,
+        return_record_name=True,
+        return_record_name_override=False,
+        handle_unicode_errors="strict",
+        return_named_type=False,
+        return_named_type_override=False,
+    )
+
+
+def _read(
+    raw: bytes, schema: Schema, what: str, size_max: int, reader_schema: Schema | None = None
+) -> dict[str, Any]:
+    """Steps 1 to 4 of the module docstring; unions of records come back as (name, record)."""
+    if len(raw) > size_max:
+        raise TooLarge(f"{what}: {len(raw)} bytes, at most {size_max}")
+    stream = io.BytesIO(raw)
+    try:
+        record = _read_record(stream, schema, None)
+    except Exception as exc:  # hostile bytes: EOFError, IndexError, UnicodeDecodeError, ...
+        raise DecodeError(f"{what}: not a valid Avro {what} ({_describe(exc)})") from exc
+    consumed = stream.tell()
+    if consumed != len(raw):
+        raise DecodeError(f"{what}: {len(raw) - consumed} trailing bytes after the record")
+    if not isinstance(record, dict):
+        raise DecodeError(f"{what}: not a record")
+    try:
+        canonical = _write(schema, record) == raw
+    except Exception as exc:
+        raise DecodeError(f"{what}: cannot be re-encoded ({_describe(exc)})") from exc
+    if not canonical:
+        raise DecodeError(
+            f"{what}: not the canonical Avro encoding of its value "
+            "(minimal varints, non-negative union and enum indexes, arrays in one block)"
+        )
+    if reader_schema is None:
+        return record
+    # Another version's writer schema: read again, resolved to this build's reader schema.
+    try:
+        resolved = _read_record(io.BytesIO(raw), schema, reader_schema)
+    except SchemaResolutionError as exc:
+        raise UnsupportedVersion(
+            f"{what}: uses a type this reader cannot resolve ({_describe(exc)})"
+        ) from exc
+    except Exception as exc:
+        raise DecodeError(f"{what}: cannot be resolved ({_describe(exc)})") from exc
+    return cast(dict[str, Any], resolved)
+
+
+def _convert(convert: Callable[[dict[str, Any]], _T], record: dict[str, Any], what: str) -> _T:
+    try:
+        return convert(record)
+    except (KeyError, TypeError, ValueError) as exc:  # a resolved record the model cannot hold
+        raise DecodeError(f"{what}: {_describe(exc)}") from exc
+
+
+def _decoded(value: _T, problem: str | None) -> _T:
+    if problem is not None:
+        raise DecodeError(problem)
+    return value
+
+
+def _encodable(problem: str | None) -> None:
+    if problem is not None:
+        raise EncodeError(problem)
+
+
+# ---- shape checks: what the schema cannot express ------------------------------------------
+
+
+def _too_long(field: str, value: str, chars_max: int) -> str:
+    return f"{field}: {len(value)} characters, at most {chars_max}"
+
+
+def _count_outside(field: str, count: int, count_min: int, count_max: int) -> str | None:
+    if count_min <= count <= count_max:
+        return None
+    return f"{field}: {count} items, expected {count_min} to {count_max}"
+
+
+def _not_int32(field: str, value: int) -> str | None:
+    if _int32_min <= value <= _int32_max:
+        return None
+    return f"{field}: {value} does not fit an Avro int"
+
+
+_IDENTIFIER_FIELDS: Final[dict[type, tuple[str, ...]]] = {
+    OpenAccount: ("account", "asset"),
+    SetAccountStatus: ("account",),
+    DefineAsset: ("asset", "issuer_account"),
+    RevokeKey: ("key_id",),
+    Hold: ("payer", "payee", "asset"),
+    Attest: ("algorithm",),
+}
+"""String fields of each operation that name something: at most identifier_chars_max each."""
+
+
+def shape_problem(body: TxBody) -> str | None:
+    """The first field of ``body`` outside the limits, as a sentence naming it; None if it fits."""
+    identifier_max = limits.identifier_chars_max
+    if len(body.ledger) > identifier_max:
+        return _too_long("TxBody.ledger", body.ledger, identifier_max)
+    if body.memo is not None and len(body.memo) > limits.memo_chars_max:
+        return _too_long("TxBody.memo", body.memo, limits.memo_chars_max)
+    external_ref = body.external_ref
+    if external_ref is not None and len(external_ref) > limits.external_ref_chars_max:
+        return _too_long("TxBody.external_ref", external_ref, limits.external_ref_chars_max)
+    op = body.op
+    kind = type(op).__name__
+    for name in _IDENTIFIER_FIELDS.get(type(op), ()):
+        value = getattr(op, name)
+        if len(value) > identifier_max:
+            return _too_long(f"{kind}.{name}", value, identifier_max)
+    if isinstance(op, Transfer):
+        problem = _count_outside(
+            "Transfer.postings",
+            len(op.postings),
+            limits.postings_min_count,
+            limits.postings_max_count,
+        )
+        if problem:
+            return problem
+        for index, posting in enumerate(op.postings):
+            if len(posting.account) > identifier_max:
+                return _too_long(
+                    f"Transfer.postings[{index}].account", posting.account, identifier_max
+                )
+            if len(posting.asset) > identifier_max:
+                return _too_long(f"Transfer.postings[{index}].asset", posting.asset, identifier_max)
+    elif isinstance(op, RegisterKey):
+        for name, items, count_max in (
+            ("roles", op.roles, limits.roles_max_count),
+            ("accounts", op.accounts, limits.owned_accounts_max_count),
+        ):
+            if problem := _count_outside(f"RegisterKey.{name}", len(items), 0, count_max):
+                return problem
+            for index, value in enumerate(items):
+                if len(value) > identifier_max:
+                    return _too_long(f"RegisterKey.{name}[{index}]", value, identifier_max)
+    elif isinstance(op, DefineAsset):
+        return _not_int32("DefineAsset.scale", op.scale)
+    return None
+
+
+def _header_problem(header: BlockHeader) -> str | None:
+    if len(header.ledger) > limits.identifier_chars_max:
+        return _too_long("BlockHeader.ledger", header.ledger, limits.identifier_chars_max)
+    return _not_int32("BlockHeader.tx_count", header.tx_count) or _not_int32(
+        "BlockHeader.source_partition", header.source_partition
+    )
+
+
+# ---- record <-> value: fastavro's dicts, with unions of records as (full name, record) -------
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
+_OPERATIONS_BY_NAME: Final[dict[str, type]] = {
+    f"ledger.v1.{cls.__name__}": cls for cls in OPERATION_TYPES
+}
+_OPERATION_FIELDS: Final = {cls: _field_names(cls) for cls in OPERATION_TYPES}
+_TX_BODY_FIELDS: Final = _field_names(TxBody)
+_ENVELOPE_FIELDS: Final = _field_names(Envelope)
+_HEADER_FIELDS: Final = _field_names(BlockHeader)
+_REJECTION_FIELDS: Final = _field_names(RejectionRecord)
+
+
+def _record(value: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in names}
+
+
+def _operation_record(op: Operation) -> tuple[str, dict[str, Any]]:
+    names = _OPERATION_FIELDS.get(type(op))
+    if names is None:
+        raise EncodeError(f"TxBody.op: {type(op).__name__} is not an operation")
+    record = _record(op, names)
+    if isinstance(op, Transfer):
+        record["postings"] = [
+            {"account": p.account, "asset": p.asset, "amount": p.amount} for p in op.postings
+        ]
+    elif isinstance(op, SetAccountStatus):
+        record["status"] = op.status.value
+    return f"ledger.v1.{type(op).__name__}", record
+
+
+def _operation_from_record(name: str, record: dict[str, Any]) -> Operation:
+    cls = _OPERATIONS_BY_NAME.get(name)
+    if cls is None:
+        raise UnsupportedVersion(f"TxBody.op: {name} is not an operation of this reader")
+    if cls is Transfer:
+        return Transfer(postings=tuple(Posting(**posting) for posting in record["postings"]))
+    if cls is RegisterKey:
+        return RegisterKey(
+            public_key=record["public_key"],
+            roles=tuple(record["roles"]),
+            accounts=tuple(record["accounts"]),
+        )
+    if cls is SetAccountStatus:
+        return SetAccountStatus(account=record["account"], status=AccountStatus(record["status"]))
+    return cast(Operation, cls(**record))
+
+
+def _tx_body_record(body: TxBody) -> dict[str, Any]:
+    record = _record(body, _TX_BODY_FIELDS)
+    record["op"] = _operation_record(body.op)
+    return record
+
+
+def _tx_body_from_record(record: dict[str, Any]) -> TxBody:
+    op_name, op_record = record.pop("op")
+    return TxBody(op=_operation_from_record(op_name, op_record), **record)
+
+
+def _envelope_from_record(record: dict[str, Any]) -> Envelope:
+    return Envelope(**record)
+
+
+def _rejection_from_record(record: dict[str, Any]) -> RejectionRecord:
+    return RejectionRecord(**record)
+
+
+def _header_from_record(record: dict[str, Any]) -> BlockHeader:
+    header = BlockHeader(**record)
+    return _decoded(header, _header_problem(header))
+
+
+# ---- public encoders and decoders ----------------------------------------------------------
+
+
+def encode_tx_body(body: TxBody) -> bytes:
+    """The canonical Avro bytes of ``body``, written with the current schema."""
+    _encodable(shape_problem(body))
+    return _encode(TX_BODY_SCHEMA, _tx_body_record(body), "TxBody")
+
+
+def decode_tx_body(
+    raw: bytes,
+    body_version: int = CURRENT_BODY_VERSION,
+    *,
+    registry: BodySchemaRegistry | None = None,
+) -> TxBody:
+    """The TxBody in ``raw``, written with the schema of ``body_version``."""
+    registry = BODY_SCHEMAS if registry is None else registry
+    writer = registry.writer_schema(body_version)
+    reader = None if writer is registry.reader_schema else registry.reader_schema
+    record = _read(raw, writer, "TxBody", limits.envelope_bytes_max, reader)
+    body = _convert(_tx_body_from_record, record, "TxBody")
+    return _decoded(body, shape_problem(body))
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """The canonical Avro bytes of ``envelope``: a submission's Kafka message value."""
+    _encodable(_not_int32("Envelope.body_version", envelope.body_version))
+    return _encode(ENVELOPE_SCHEMA, _record(envelope, _ENVELOPE_FIELDS), "Envelope")
+
+
+def decode_envelope(raw: bytes) -> Envelope:
+    """The Envelope in ``raw``; its body stays bytes (``decode_submission`` reads both)."""
+    record = _read(raw, ENVELOPE_SCHEMA, "Envelope", limits.envelope_bytes_max)
+    envelope = _convert(_envelope_from_record, record, "Envelope")
+    return _decoded(envelope, _not_int32("Envelope.body_version", envelope.body_version))
+
+
+def decode_submission(
+    raw: bytes, *, registry: BodySchemaRegistry | None = None
+) -> tuple[Envelope, TxBody]:
+    """Envelope and body of one submission, for the verify stage; the signature is not checked."""
+    envelope = decode_envelope(raw)
+    return envelope, decode_tx_body(envelope.body, envelope.body_version, registry=registry)
+
+
+def encode_block_header(header: BlockHeader) -> bytes:
+    """The canonical Avro bytes of ``header``: what the block hash covers."""
+    _encodable(_header_problem(header))
+    return _encode(BLOCK_HEADER_SCHEMA, _record(header, _HEADER_FIELDS), "BlockHeader")
+
+
+def decode_block_header(raw: bytes) -> BlockHeader:
+    """The BlockHeader in ``raw``."""
+    record = _read(raw, BLOCK_HEADER_SCHEMA, "BlockHeader", limits.message_bytes_max)
+    return _convert(_header_from_record, record, "BlockHeader")
+
+
+def encode_block(block: Block) -> bytes:
+    """The canonical Avro bytes of ``block``: one message on ``ledger.blocks``."""
+    _encodable(_header_problem(block.header))
+    record = {
+        "header": _record(block.header, _HEADER_FIELDS),
+        "transactions": [{"seq": tx.seq, "envelope": tx.envelope} for tx in block.transactions],
+        "seal": block.seal,
+    }
+    return _encode(BLOCK_SCHEMA, record, "Block")
+
+
+def decode_block(raw: bytes) -> Block:
+    """The Block in ``raw``; its envelopes stay the exact bytes that were sealed."""
+    record = _read(raw, BLOCK_SCHEMA, "Block", limits.message_bytes_max)
+    header = _convert(_header_from_record, record["header"], "Block.header")
+    items = record["transactions"]
+    if problem := _count_outside("Block.transactions", len(items), 0, limits.block_tx_max_count):
+        raise DecodeError(problem)
+    transactions = tuple(SealedTx(seq=item["seq"], envelope=item["envelope"]) for item in items)
+    for index, tx in enumerate(transactions):
+        if len(tx.envelope) > limits.envelope_bytes_max:
+            raise DecodeError(
+                f"Block.transactions[{index}].envelope: {len(tx.envelope)} bytes, "
+                f"at most {limits.envelope_bytes_max}"
+            )
+    return Block(header=header, transactions=transactions, seal=record["seal"])
+
+
+def encode_rejection(rejection: RejectionRecord) -> bytes:
+    """The canonical Avro bytes of ``rejection``: one message on ``ledger.rejections``."""
+    _encodable(_not_int32("Rejection.source_partition", rejection.source_partition))
+    return _encode(REJECTION_SCHEMA, _record(rejection, _REJECTION_FIELDS), "Rejection")
+
+
+def decode_rejection(raw: bytes) -> RejectionRecord:
+    """The RejectionRecord in ``raw``."""
+    record = _read(raw, REJECTION_SCHEMA, "Rejection", limits.message_bytes_max)
+    rejection = _convert(_rejection_from_record, record, "Rejection")
+    return _decoded(rejection, _not_int32("Rejection.source_partition", rejection.source_partition))

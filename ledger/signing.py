@@ -1,0 +1,216 @@
+"""Ed25519 signatures over the exact bytes of a transaction body, and keys at rest.
+
+signature = Ed25519(private key, ``TX_SIGNATURE_DOMAIN`` + body bytes). Verifiers check the body
+bytes they received and never re-encode: two encoders may disagree, a signature may not.
+Private keys live in PKCS#8 PEM files encrypted with a passphrase.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ledger import codec, limits
+from ledger.errors import KeyFileError, SignatureError
+from ledger.model import Envelope, Operation, TxBody
+
+TX_SIGNATURE_DOMAIN: Final = b"ledger.v1.tx\x00"
+"""Prefix of every signed body, so a transaction signature can never pass as another message's."""
+
+public_key_bytes: Final = 32
+signature_bytes: Final = 64
+tx_id_bytes: Final = 16
+private_key_bytes: Final = 32
+
+public_key_cache_max_count: Final = 4_096
+"""Loaded public keys kept for the verify stage: loading one costs about a microsecond, and the
+number of keys that sign is small (payment systems, admins), so a few thousand cover them all."""
+
+_PEM_HEADER: Final = b"-----BEGIN "
+_ENCRYPTED_PEM_HEADER: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+key_file_mode: Final = 0o600
+"""Owner read and write only: the passphrase protects the key, the mode keeps it from others."""
+
+
+def key_id(public_key: bytes) -> str:
+    """Lowercase hex of the first 16 bytes of SHA-256(public_key): how keys are named."""
+    return hashlib.sha256(public_key).digest()[:16].hex()
+
+
+def new_tx_id() -> bytes:
+    """16 random bytes from the operating system: a fresh idempotency key."""
+    return os.urandom(tx_id_bytes)
+
+
+class Signer:
+    """An Ed25519 private key that signs transaction bodies (and, for a sealer, block hashes)."""
+
+    __slots__ = ("_private_key", "public_key", "key_id")
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self.public_key: Final = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.key_id: Final = key_id(self.public_key)
+
+    @classmethod
+    def generate(cls) -> Signer:
+        """A signer with a new random key."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, private_bytes: bytes) -> Signer:
+        """A signer from the 32 raw bytes of an Ed25519 private key (a seed)."""
+        if len(private_bytes) != private_key_bytes:
+            raise ValueError(f"an Ed25519 private key is {private_key_bytes} bytes")
+        return cls(Ed25519PrivateKey.from_private_bytes(private_bytes))
+
+    def __repr__(self) -> str:
+        return f"Signer(key_id={self.key_id!r})"
+
+    def sign_message(self, message: bytes) -> bytes:
+        """The raw Ed25519 signature of ``message``, no domain prefix: seals of block hashes."""
+        return self._private_key.sign(message)
+
+    def sign_body(self, body: bytes, body_version: int = codec.CURRENT_BODY_VERSION) -> Envelope:
+        """An envelope carrying ``body`` exactly as given, signed by this key."""
+        signature = self._private_key.sign(TX_SIGNATURE_DOMAIN + body)
+        return Envelope(
+            body=body, public_key=self.public_key, signature=signature, body_version=body_version
+        )
+
+    def sign(self, tx_body: TxBody) -> bytes:
+        """The encoded Envelope of ``tx_body`` signed by this key: a submission's message value."""
+        return codec.encode_envelope(self.sign_body(codec.encode_tx_body(tx_body)))
+
+    def encrypted_pem(self, passphrase: bytes) -> bytes:
+        """The private key as PKCS#8 PEM, encrypted with ``passphrase``."""
+        if not passphrase:
+            raise ValueError("a key at rest needs a non-empty passphrase")
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+
+    @classmethod
+    def from_encrypted_pem(cls, pem: bytes, passphrase: bytes) -> Signer:
+        """The signer in an encrypted PKCS#8 PEM; KeyFileError says why when it is not one."""
+        if _ENCRYPTED_PEM_HEADER not in pem:
+            if _PEM_HEADER in pem and b"PRIVATE KEY-----" in pem:
+                raise KeyFileError("the key is stored in the clear; keys at rest must be encrypted")
+            raise KeyFileError("not a key file (no encrypted PKCS#8 PEM private key in it)")
+        try:
+            private_key = serialization.load_pem_private_key(pem, password=passphrase)
+        except (TypeError, ValueError) as exc:  # OpenSSL reports a bad decrypt as ValueError
+            raise KeyFileError("wrong passphrase, or the key file is damaged") from exc
+        except UnsupportedAlgorithm as exc:
+            raise KeyFileError("the key uses an algorithm this build cannot read") from exc
+        if not isinstance(private_key, Ed25519PrivateKey):
+            raise KeyFileError("the key is not an Ed25519 key")
+        return cls(private_key)
+
+
+def save_private_key(
+    path: Path | str, signer: Signer, passphrase: bytes, *, overwrite: bool = False
+) -> None:
+    """Write ``signer``'s key to ``path``, encrypted, readable by the owner only.
+
+    1. refuse an existing file unless ``overwrite``;
+    2. create the file with mode 0600 (never world-readable, not even for a moment);
+    3. write and fsync, so a crash leaves either no key or the whole key.
+    """
+    pem = signer.encrypted_pem(passphrase)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        descriptor = os.open(path, flags, key_file_mode)
+    except FileExistsError as exc:
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot create {path}: {exc.strerror}") from exc
+    with os.fdopen(descriptor, "wb") as file:
+        os.fchmod(file.fileno(), key_file_mode)  # O_CREAT's mode does not apply to an old file
+        file.write(pem)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def load_private_key(path: Path | str, passphrase: bytes) -> Signer:
+    """The signer stored at ``path``; KeyFileError in one sentence when it cannot be loaded."""
+    try:
+        pem = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"no key file at {path}") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return Signer.from_encrypted_pem(pem, passphrase)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=public_key_cache_max_count)
+def _public_key(public_key: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key)
+
+
+def message_signature_ok(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` is ``public_key``'s Ed25519 signature of ``message``; never raises."""
+    if len(public_key) != public_key_bytes or len(signature) != signature_bytes:
+        return False
+    try:
+        _public_key(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def signature_ok(public_key: bytes, signature: bytes, body: bytes) -> bool:
+    """Whether ``signature`` signs these exact ``body`` bytes: the verify stage's fast path."""
+    return message_signature_ok(public_key, signature, TX_SIGNATURE_DOMAIN + body)
+
+
+def verify_envelope(envelope: Envelope) -> None:
+    """Raise SignatureError unless the envelope's signature covers its exact body bytes."""
+    if not signature_ok(envelope.public_key, envelope.signature, envelope.body):
+        raise SignatureError(
+            f"signature by key {key_id(envelope.public_key)} does not verify over the body"
+        )
+
+
+def build_tx_body(
+    ledger: str,
+    op: Operation,
+    *,
+    validity_ms: int = 60_000,
+    now_ms: int | None = None,
+    memo: str | None = None,
+    external_ref: str | None = None,
+    tx_id: bytes | None = None,
+) -> TxBody:
+    """A body valid from ``now_ms`` (default: the local clock) for ``validity_ms``, new tx_id."""
+    if not 0 <= validity_ms <= limits.validity_window_ms_max:
+        raise ValueError(f"validity_ms must be 0 to {limits.validity_window_ms_max}")
+    created_at_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return TxBody(
+        tx_id=new_tx_id() if tx_id is None else tx_id,
+        ledger=ledger,
+        created_at_ms=created_at_ms,
+        expires_at_ms=created_at_ms + validity_ms,
+        op=op,
+        memo=memo,
+        external_ref=external_ref,
+    )
