@@ -1,0 +1,196 @@
+"""Decisions on accounts, assets, keys and attestations (everything but money).
+
+All of these but Attest need a key with the "admin" role (UNAUTHORIZED otherwise). Per
+operation, the checks follow ``RejectionCode`` precedence except where a check needs an object
+that an earlier one looks up:
+
+- SetAccountStatus: UNKNOWN_ACCOUNT, ACCOUNT_CLOSED (nothing leaves CLOSED), then
+  INVALID_OPERATION for a status the account already has, then ACCOUNT_NOT_EMPTY.
+- RevokeKey: the target key's UNKNOWN_KEY and KEY_REVOKED (it must be found first), then
+  INVALID_OPERATION when it is the last unrevoked admin key (the ledger would be locked forever).
+"""
+
+from __future__ import annotations
+
+from ledger.limits import (
+    asset_scale_max,
+    identifier_chars_max,
+    int64_max,
+    owned_accounts_max_count,
+    roles_max_count,
+)
+from ledger.model import (
+    AccountStatus,
+    Attest,
+    DefineAsset,
+    OpenAccount,
+    RegisterKey,
+    RevokeKey,
+    Role,
+    SetAccountStatus,
+    Tx,
+)
+from ledger.rejections import Rejected, RejectionCode
+from ledger.state.effects import (
+    Accepted,
+    AccountOpened,
+    AccountStatusChanged,
+    AssetDefined,
+    Attested,
+    KeyRegistered,
+    KeyRevoked,
+)
+from ledger.state.state import Key, State, key_id_of
+
+ADMIN_ROLE = Role.ADMIN.value
+KNOWN_ROLES = frozenset(role.value for role in Role)
+public_key_bytes = 32
+digest_bytes = 32
+
+_CLOSED = AccountStatus.CLOSED
+
+
+def _unauthorized_unless_admin(tx: Tx, key: Key, what: str) -> Rejected | None:
+    if ADMIN_ROLE in key.roles:
+        return None
+    return Rejected(RejectionCode.UNAUTHORIZED, f"{what} needs an admin key, {tx.key_id} is not")
+
+
+def _bad_identifier(name: str) -> bool:
+    return not name or len(name) > identifier_chars_max
+
+
+def decide_open_account(
+    state: State, tx: Tx, key: Key, op: OpenAccount, now_ms: int
+) -> Accepted | Rejected:
+    """Open ``op.account`` for an existing asset; ``max_balance`` caps credits."""
+    if (refused := _unauthorized_unless_admin(tx, key, "OpenAccount")) is not None:
+        return refused
+    if _bad_identifier(op.account):
+        return Rejected(RejectionCode.INVALID_OPERATION, f"bad account name {op.account!r}")
+    if op.max_balance is not None and not 0 <= op.max_balance <= int64_max:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"max_balance {op.max_balance} outside 0..int64"
+        )
+    if op.account in state.accounts:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"account {op.account} already exists")
+    if op.asset not in state.assets:
+        return Rejected(RejectionCode.UNKNOWN_ASSET, f"asset {op.asset} is not defined")
+    effects = (AccountOpened(op.account, op.asset, op.max_balance, False),)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_set_account_status(
+    state: State, tx: Tx, key: Key, op: SetAccountStatus, now_ms: int
+) -> Accepted | Rejected:
+    """Freeze, unfreeze or close. Frozen accounts neither send nor receive; closed ones never
+    come back, and only an account with balance 0 and nothing held may close."""
+    if (refused := _unauthorized_unless_admin(tx, key, "SetAccountStatus")) is not None:
+        return refused
+    account = state.accounts.get(op.account)
+    if account is None:
+        return Rejected(RejectionCode.UNKNOWN_ACCOUNT, f"account {op.account} does not exist")
+    if account.status is _CLOSED:
+        return Rejected(RejectionCode.ACCOUNT_CLOSED, f"account {op.account} is closed")
+    if account.status is op.status:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"account {op.account} is already {op.status.value}"
+        )
+    if op.status is _CLOSED and (account.balance != 0 or account.held != 0):
+        return Rejected(
+            RejectionCode.ACCOUNT_NOT_EMPTY,
+            f"account {op.account} has balance {account.balance} and held {account.held}",
+        )
+    effects = (AccountStatusChanged(op.account, op.status, account.status),)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_define_asset(
+    state: State, tx: Tx, key: Key, op: DefineAsset, now_ms: int
+) -> Accepted | Rejected:
+    """Define an asset and open its issuer account, the only kind that may go negative."""
+    if (refused := _unauthorized_unless_admin(tx, key, "DefineAsset")) is not None:
+        return refused
+    if _bad_identifier(op.asset) or _bad_identifier(op.issuer_account):
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"bad name {op.asset!r} or {op.issuer_account!r}"
+        )
+    if not 0 <= op.scale <= asset_scale_max:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"scale {op.scale} outside 0..{asset_scale_max}"
+        )
+    if op.asset in state.assets:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"asset {op.asset} already exists")
+    if op.issuer_account in state.accounts:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"account {op.issuer_account} already exists")
+    effects = (
+        AssetDefined(op.asset, op.scale, op.issuer_account),
+        AccountOpened(op.issuer_account, op.asset, None, True),
+    )
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_genesis_key(state: State, tx: Tx, op: RegisterKey, now_ms: int) -> Accepted | Rejected:
+    """The first key of a ledger registers itself as admin (``decide`` checked the signer)."""
+    return _register(state, tx, op, now_ms)
+
+
+def decide_register_key(
+    state: State, tx: Tx, key: Key, op: RegisterKey, now_ms: int
+) -> Accepted | Rejected:
+    """Register a key with roles (admin, sealer) and the accounts it may spend from."""
+    if (refused := _unauthorized_unless_admin(tx, key, "RegisterKey")) is not None:
+        return refused
+    return _register(state, tx, op, now_ms)
+
+
+def _register(state: State, tx: Tx, op: RegisterKey, now_ms: int) -> Accepted | Rejected:
+    if len(op.public_key) != public_key_bytes:
+        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
+    roles = frozenset(op.roles)
+    if len(roles) != len(op.roles) or not roles <= KNOWN_ROLES or len(roles) > roles_max_count:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"roles {list(op.roles)} are not distinct roles of {sorted(KNOWN_ROLES)}",
+        )
+    accounts = frozenset(op.accounts)
+    if len(accounts) != len(op.accounts) or len(accounts) > owned_accounts_max_count:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"owned accounts must be distinct and at most {owned_accounts_max_count}",
+        )
+    key_id = key_id_of(op.public_key)
+    if key_id in state.keys:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {key_id} already registered")
+    for account in sorted(accounts):
+        if account not in state.accounts:
+            return Rejected(RejectionCode.UNKNOWN_ACCOUNT, f"account {account} does not exist")
+    effects = (KeyRegistered(key_id, op.public_key, tuple(sorted(roles)), tuple(sorted(accounts))),)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_revoke_key(
+    state: State, tx: Tx, key: Key, op: RevokeKey, now_ms: int
+) -> Accepted | Rejected:
+    """Revoke a key for good; the last unrevoked admin key cannot be revoked."""
+    if (refused := _unauthorized_unless_admin(tx, key, "RevokeKey")) is not None:
+        return refused
+    target = state.keys.get(op.key_id)
+    if target is None:
+        return Rejected(RejectionCode.UNKNOWN_KEY, f"key {op.key_id} is not registered")
+    if target.revoked_at_ms is not None:
+        return Rejected(RejectionCode.KEY_REVOKED, f"key {op.key_id} is already revoked")
+    if ADMIN_ROLE in target.roles and state.active_admin_count() == 1:
+        return Rejected(RejectionCode.INVALID_OPERATION, f"key {op.key_id} is the last admin key")
+    effects = (KeyRevoked(op.key_id, now_ms),)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_attest(state: State, tx: Tx, key: Key, op: Attest, now_ms: int) -> Accepted | Rejected:
+    """Anchor a digest; any registered, unrevoked key may (``decide`` checked that)."""
+    if len(op.digest) != digest_bytes:
+        return Rejected(RejectionCode.INVALID_OPERATION, f"a digest has {digest_bytes} bytes")
+    if _bad_identifier(op.algorithm):
+        return Rejected(RejectionCode.INVALID_OPERATION, f"bad algorithm {op.algorithm!r}")
+    effects = (Attested(op.digest, op.algorithm, tx.key_id),)
+    return Accepted(tx, now_ms, effects, state.revision)
