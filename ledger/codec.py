@@ -332,6 +332,21 @@ def _header_problem(header: BlockHeader) -> str | None:
     )
 
 
+def _block_problem(block: Block) -> str | None:
+    problem = _header_problem(block.header) or _count_outside(
+        "Block.transactions", len(block.transactions), 0, limits.block_tx_max_count
+    )
+    if problem:
+        return problem
+    for index, tx in enumerate(block.transactions):
+        if len(tx.envelope) > limits.envelope_bytes_max:
+            return (
+                f"Block.transactions[{index}].envelope: {len(tx.envelope)} bytes, "
+                f"at most {limits.envelope_bytes_max}"
+            )
+    return None
+
+
 # ---- record <-> value: fastavro's dicts, with unions of records as (full name, record) -------
 
 
@@ -408,6 +423,14 @@ def _header_from_record(record: dict[str, Any]) -> BlockHeader:
     return _decoded(header, _header_problem(header))
 
 
+def _block_from_record(record: dict[str, Any]) -> Block:
+    return Block(
+        header=BlockHeader(**record["header"]),
+        transactions=tuple(SealedTx(**item) for item in record["transactions"]),
+        seal=record["seal"],
+    )
+
+
 # ---- public encoders and decoders ----------------------------------------------------------
 
 
@@ -467,7 +490,7 @@ def decode_block_header(raw: bytes) -> BlockHeader:
 
 def encode_block(block: Block) -> bytes:
     """The canonical Avro bytes of ``block``: one message on ``ledger.blocks``."""
-    _encodable(_header_problem(block.header))
+    _encodable(_block_problem(block))
     record = {
         "header": _record(block.header, _HEADER_FIELDS),
         "transactions": [{"seq": tx.seq, "envelope": tx.envelope} for tx in block.transactions],
@@ -479,18 +502,8 @@ def encode_block(block: Block) -> bytes:
 def decode_block(raw: bytes) -> Block:
     """The Block in ``raw``; its envelopes stay the exact bytes that were sealed."""
     record = _read(raw, BLOCK_SCHEMA, "Block", limits.message_bytes_max)
-    header = _convert(_header_from_record, record["header"], "Block.header")
-    items = record["transactions"]
-    if problem := _count_outside("Block.transactions", len(items), 0, limits.block_tx_max_count):
-        raise DecodeError(problem)
-    transactions = tuple(SealedTx(seq=item["seq"], envelope=item["envelope"]) for item in items)
-    for index, tx in enumerate(transactions):
-        if len(tx.envelope) > limits.envelope_bytes_max:
-            raise DecodeError(
-                f"Block.transactions[{index}].envelope: {len(tx.envelope)} bytes, "
-                f"at most {limits.envelope_bytes_max}"
-            )
-    return Block(header=header, transactions=transactions, seal=record["seal"])
+    block = _convert(_block_from_record, record, "Block")
+    return _decoded(block, _block_problem(block))
 
 
 def encode_rejection(rejection: RejectionRecord) -> bytes:
