@@ -1,0 +1,176 @@
+"""Builders for state machine tests: fake keys, transactions, and a small ledger that records
+its blocks so that any test can replay them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from ledger.model import (
+    DefineAsset,
+    OpenAccount,
+    Operation,
+    Posting,
+    RegisterKey,
+    Transfer,
+    Tx,
+    TxBody,
+)
+from ledger.rejections import Rejected, RejectionCode
+from ledger.state import Accepted, Decision, Effect, State, apply, begin_block, decide
+
+GENESIS_MS = 1_700_000_000_000
+TTL_MS = 60_000
+
+
+@dataclass(frozen=True)
+class FakeKey:
+    """A 32-byte stand-in for an Ed25519 public key; nothing is signed in these tests."""
+
+    public_key: bytes
+    key_id: str
+
+    @classmethod
+    def named(cls, name: str) -> FakeKey:
+        public_key = hashlib.sha256(b"fake public key " + name.encode()).digest()
+        return cls(public_key, hashlib.sha256(public_key).digest()[:16].hex())
+
+
+ADMIN = FakeKey.named("admin")
+ISSUER = FakeKey.named("issuer")
+ALICE = FakeKey.named("alice")
+BOB = FakeKey.named("bob")
+CAROL = FakeKey.named("carol")
+STRANGER = FakeKey.named("stranger")
+
+
+def make_tx(
+    key: FakeKey,
+    op: Operation,
+    tx_id: bytes,
+    created_at_ms: int,
+    expires_at_ms: int,
+) -> Tx:
+    body = TxBody(
+        tx_id=tx_id,
+        ledger="test",
+        created_at_ms=created_at_ms,
+        expires_at_ms=expires_at_ms,
+        op=op,
+    )
+    return Tx(body=body, public_key=key.public_key, key_id=key.key_id, envelope_bytes=b"")
+
+
+@dataclass
+class Ledger:
+    """A State driven like the sequencer drives it, recording (block time, accepted txs)."""
+
+    state: State = field(default_factory=State)
+    now_ms: int = GENESIS_MS
+    serial: int = 0
+    blocks: list[tuple[int, list[Tx]]] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.block(self.now_ms)
+
+    def block(self, now_ms: int) -> list[Effect]:
+        self.now_ms = now_ms
+        self.blocks.append((now_ms, []))
+        expired = begin_block(self.state, now_ms)
+        self.effects.extend(expired)
+        return expired
+
+    def advance(self, delta_ms: int) -> list[Effect]:
+        return self.block(self.now_ms + delta_ms)
+
+    def next_tx_id(self) -> bytes:
+        self.serial += 1
+        return self.serial.to_bytes(16, "big")
+
+    def tx(
+        self,
+        key: FakeKey,
+        op: Operation,
+        *,
+        tx_id: bytes | None = None,
+        created_at_ms: int | None = None,
+        expires_at_ms: int | None = None,
+    ) -> Tx:
+        created = self.now_ms if created_at_ms is None else created_at_ms
+        expires = created + TTL_MS if expires_at_ms is None else expires_at_ms
+        return make_tx(key, op, tx_id or self.next_tx_id(), created, expires)
+
+    def submit_tx(self, tx: Tx) -> Decision:
+        decision = decide(self.state, tx, self.now_ms)
+        if isinstance(decision, Accepted):
+            apply(self.state, decision)
+            self.blocks[-1][1].append(tx)
+            self.effects.extend(decision.effects)
+        return decision
+
+    def submit(self, key: FakeKey, op: Operation, **times: int) -> Decision:
+        return self.submit_tx(self.tx(key, op, **times))  # type: ignore[arg-type]
+
+    def accept(self, key: FakeKey, op: Operation, **times: int) -> Accepted:
+        decision = self.submit(key, op, **times)
+        assert isinstance(decision, Accepted), decision
+        return decision
+
+    def reject(self, key: FakeKey, op: Operation, **times: int) -> RejectionCode:
+        decision = self.submit(key, op, **times)
+        assert isinstance(decision, Rejected), decision
+        return decision.code
+
+    def reject_tx(self, tx: Tx) -> RejectionCode:
+        decision = self.submit_tx(tx)
+        assert isinstance(decision, Rejected), decision
+        return decision.code
+
+    def balance(self, account: str) -> tuple[int, int]:
+        """(balance, held) of ``account``."""
+        found = self.state.accounts[account]
+        return found.balance, found.held
+
+
+def replay(blocks: list[tuple[int, list[Tx]]]) -> State:
+    """A fresh state fed the recorded blocks: every transaction must be accepted again."""
+    state = State()
+    for now_ms, txs in blocks:
+        begin_block(state, now_ms)
+        for tx in txs:
+            decision = decide(state, tx, now_ms)
+            assert isinstance(decision, Accepted), decision
+            apply(state, decision)
+    return state
+
+
+def pay(source: str, target: str, asset: str, amount: int) -> Transfer:
+    return Transfer((Posting(source, asset, -amount), Posting(target, asset, amount)))
+
+
+def standard_ledger() -> Ledger:
+    """Genesis plus a small economy.
+
+    USD (scale 2, issuer usd-issuer) and BOND (scale 0, issuer bond-issuer);
+    alice-usd (10,000 USD), bob-usd, carol-usd (max_balance 1,000); alice-bond, bob-bond (5 BOND).
+    ISSUER owns both issuer accounts, ALICE owns alice-*, BOB owns bob-*, CAROL owns carol-usd.
+    """
+    ledger = Ledger()
+    ledger.accept(ADMIN, RegisterKey(ADMIN.public_key, ("admin",), ()))
+    ledger.accept(ADMIN, DefineAsset("USD", 2, "usd-issuer"))
+    ledger.accept(ADMIN, DefineAsset("BOND", 0, "bond-issuer"))
+    ledger.accept(ADMIN, OpenAccount("alice-usd", "USD"))
+    ledger.accept(ADMIN, OpenAccount("bob-usd", "USD"))
+    ledger.accept(ADMIN, OpenAccount("carol-usd", "USD", max_balance=1_000))
+    ledger.accept(ADMIN, OpenAccount("alice-bond", "BOND"))
+    ledger.accept(ADMIN, OpenAccount("bob-bond", "BOND"))
+    ledger.accept(ADMIN, RegisterKey(ISSUER.public_key, (), ("usd-issuer", "bond-issuer")))
+    ledger.accept(ADMIN, RegisterKey(ALICE.public_key, (), ("alice-usd", "alice-bond")))
+    ledger.accept(ADMIN, RegisterKey(BOB.public_key, (), ("bob-usd", "bob-bond")))
+    ledger.accept(ADMIN, RegisterKey(CAROL.public_key, (), ("carol-usd",)))
+    ledger.advance(1_000)
+    ledger.accept(ISSUER, pay("usd-issuer", "alice-usd", "USD", 10_000))
+    ledger.accept(ISSUER, pay("bond-issuer", "bob-bond", "BOND", 5))
+    ledger.advance(1_000)
+    return ledger
