@@ -554,3 +554,18 @@ def test_rejection_codes_for_decode_errors() -> None:
     assert codec.rejection_code_for(TooLarge("x")) is RejectionCode.TOO_LARGE
     assert codec.rejection_code_for(UnsupportedVersion("x")) is RejectionCode.UNSUPPORTED_VERSION
     assert codec.rejection_code_for(DecodeError("x")) is RejectionCode.MALFORMED
+
+
+def test_codec_bench_reports_every_figure() -> None:
+    """ledger.bench.codec.run() returns its five named figures, each positive; no timing asserted."""
+    from ledger.bench import codec as codec_bench
+
+    figures = codec_bench.run()
+    assert set(figures) == {
+        "envelope_decode_per_second",
+        "submission_decode_per_second",
+        "submission_16_postings_decode_per_second",
+        "signature_check_per_second",
+        "decode_and_check_per_second",
+    }
+    assert all(0 < value < float("inf") for value in figures.values())
