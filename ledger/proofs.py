@@ -1,0 +1,308 @@
+"""Self-contained JSON proofs that one transaction is in the ledger, checked offline.
+
+A proof carries the exact envelope bytes, the header and seal of its block, the envelope's
+inclusion proof in that block's ``tx_root``, a *later* sealed header (the anchor), and the
+inclusion proof of the block's hash in the anchor's ``blocks_root``. With nothing but the
+sealer's public key, ``verify_proof`` checks the whole path::
+
+    envelope --(signature)--> its author
+    leaf_hash(envelope) --(tx_inclusion)--> block.tx_root
+    block hash (recomputed from the header) --(block_inclusion)--> anchor.blocks_root
+    block and anchor headers --(seals)--> the sealer key
+
+The anchor must be later than the block, because a header's ``blocks_root`` covers only
+earlier blocks: a transaction's proof is available once one more block has been sealed after
+its own. The newest anchor is the best one (it also proves the block is still in the history
+the sealer signs today), but any later block works.
+
+Every byte is checked: hex must be lowercase and canonical, keys exact, integers integers, so
+changing any byte of a proof makes it fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ledger import blocks, codec, merkle, signing
+from ledger.errors import DecodeError, LedgerError, ProofError, SignatureError
+from ledger.model import Block, BlockHeader, Envelope, TxBody
+
+PROOF_VERSION: Final = 1
+
+_HEADER_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BlockHeader))
+_HASH_FIELDS: Final = frozenset({"prev_hash", "tx_root", "blocks_root", "sealer_key"})
+_TEXT_FIELDS: Final = frozenset({"ledger"})
+_PROOF_KEYS: Final = frozenset(
+    {
+        "version",
+        "ledger",
+        "envelope",
+        "seq",
+        "block",
+        "block_seal",
+        "tx_index",
+        "tx_inclusion",
+        "anchor",
+        "block_inclusion",
+    }
+)
+_seal_bytes: Final = 64
+_hash_bytes: Final = 32
+
+
+# ---- building -------------------------------------------------------------------------------
+
+
+def _header_json(header: BlockHeader) -> dict[str, Any]:
+    return {
+        name: value.hex() if isinstance(value, bytes) else value
+        for name, value in ((name, getattr(header, name)) for name in _HEADER_FIELDS)
+    }
+
+
+def _tx_index(envelope_bytes_or_index: bytes | int, block: Block) -> int:
+    if isinstance(envelope_bytes_or_index, bytes):
+        for index, tx in enumerate(block.transactions):
+            if tx.envelope == envelope_bytes_or_index:
+                return index
+        raise ValueError(f"the envelope is not in block {block.header.height}")
+    index = envelope_bytes_or_index
+    if not 0 <= index < len(block.transactions):
+        raise ValueError(f"block {block.header.height} has no transaction {index}")
+    return index
+
+
+def build_proof(
+    envelope_bytes_or_index: bytes | int,
+    block: Block,
+    anchor_block: Block,
+    block_hashes: Sequence[bytes],
+) -> dict[str, Any]:
+    """The JSON-ready proof of one transaction of ``block``, anchored in ``anchor_block``.
+
+    ``block_hashes`` are the hashes of blocks 0.. at least up to ``anchor_block``'s height - 1
+    (more are ignored). Raises ValueError when the inputs cannot make a valid proof.
+    """
+    header, anchor = block.header, anchor_block.header
+    if anchor.ledger != header.ledger:
+        raise ValueError(f"anchor is of ledger {anchor.ledger!r}, not {header.ledger!r}")
+    if anchor.height <= header.height:
+        raise ValueError(
+            f"anchor block {anchor.height} is not later than block {header.height}: a proof "
+            "needs a later block, whose blocks_root covers this one"
+        )
+    if len(block_hashes) < anchor.height:
+        raise ValueError(f"need {anchor.height} block hashes, got {len(block_hashes)}")
+    history = list(block_hashes[: anchor.height])
+    if history[header.height] != blocks.block_hash(header):
+        raise ValueError(f"block_hashes[{header.height}] is not the hash of the block")
+    leaf_hashes = [merkle.leaf_hash(digest) for digest in history]
+    if merkle.root(leaf_hashes) != anchor.blocks_root:
+        raise ValueError(f"block_hashes do not lead to the blocks_root of block {anchor.height}")
+    tx_index = _tx_index(envelope_bytes_or_index, block)
+    tx = block.transactions[tx_index]
+    return {
+        "version": PROOF_VERSION,
+        "ledger": header.ledger,
+        "envelope": tx.envelope.hex(),
+        "seq": tx.seq,
+        "block": _header_json(header),
+        "block_seal": block.seal.hex(),
+        "tx_index": tx_index,
+        "tx_inclusion": [
+            element.hex()
+            for element in merkle.inclusion_proof(
+                tx_index, blocks.tx_leaf_hashes(block.transactions)
+            )
+        ],
+        "anchor": {**_header_json(anchor), "seal": anchor_block.seal.hex()},
+        "block_inclusion": [
+            element.hex() for element in merkle.inclusion_proof(header.height, leaf_hashes)
+        ],
+    }
+
+
+# ---- reading: every value is hostile until checked --------------------------------------------
+
+
+def _mapping(value: object, keys: frozenset[str], where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProofError(f"{where} is {type(value).__name__}, expected an object")
+    present = set(value)
+    if present != keys:
+        missing, unknown = sorted(keys - present), sorted(str(key) for key in present - keys)
+        raise ProofError(f"{where}: missing keys {missing}, unknown keys {unknown}")
+    return value
+
+
+def _integer(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProofError(f"{where} is {type(value).__name__}, expected an integer")
+    return value
+
+
+def _natural(value: object, where: str) -> int:
+    number = _integer(value, where)
+    if number < 0:
+        raise ProofError(f"{where} is {number}, expected >= 0")
+    return number
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProofError(f"{where} is {type(value).__name__}, expected a string")
+    return value
+
+
+def _bytes(value: object, where: str, size: int | None = None) -> bytes:
+    text = _text(value, where)
+    try:
+        data = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ProofError(f"{where} is not hex") from exc
+    if data.hex() != text:
+        # fromhex also takes upper case and spaces: two spellings of one value would let a
+        # proof change without failing.
+        raise ProofError(f"{where} is not lowercase hex without separators")
+    if size is not None and len(data) != size:
+        raise ProofError(f"{where} has {len(data)} bytes, expected {size}")
+    return data
+
+
+def _hash_list(value: object, where: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise ProofError(f"{where} is {type(value).__name__}, expected a list")
+    return [_bytes(item, f"{where}[{index}]", _hash_bytes) for index, item in enumerate(value)]
+
+
+def _header(value: object, where: str, extra_keys: frozenset[str] = frozenset()) -> BlockHeader:
+    record = _mapping(value, frozenset(_HEADER_FIELDS) | extra_keys, where)
+    fields: dict[str, Any] = {}
+    for name in _HEADER_FIELDS:
+        field_where = f"{where}.{name}"
+        if name in _HASH_FIELDS:
+            fields[name] = _bytes(record[name], field_where, _hash_bytes)
+        elif name in _TEXT_FIELDS:
+            fields[name] = _text(record[name], field_where)
+        else:
+            fields[name] = _natural(record[name], field_where)
+    return BlockHeader(**fields)
+
+
+def _hash_of(header: BlockHeader, where: str) -> bytes:
+    try:
+        return blocks.block_hash(header)
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise ProofError(f"{where} header does not encode: {exc}") from exc
+
+
+def _check_seal(header: BlockHeader, seal: bytes, sealer_key: bytes, where: str) -> bytes:
+    """The header's hash, once its seal by ``sealer_key`` verifies."""
+    if header.sealer_key != sealer_key:
+        raise SignatureError(
+            f"{where} names sealer {signing.key_id(header.sealer_key)}, "
+            f"not the given sealer {signing.key_id(sealer_key)}"
+        )
+    digest = _hash_of(header, where)
+    if not signing.message_signature_ok(sealer_key, seal, digest):
+        raise SignatureError(f"{where} seal does not verify by sealer {signing.key_id(sealer_key)}")
+    return digest
+
+
+# ---- verifying --------------------------------------------------------------------------------
+
+
+def verify_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
+    """Check ``proof`` offline against the sealer's 32-byte public key; a summary if it holds.
+
+    Raises ProofError (structure, numbering, Merkle paths) or SignatureError (the envelope
+    signature, either seal, a sealer other than ``sealer_public_key``) with the precise reason.
+    """
+    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
+        raise ValueError("the sealer public key is 32 raw bytes")
+    record = _mapping(proof, _PROOF_KEYS, "proof")
+    version = _integer(record["version"], "version")
+    if version != PROOF_VERSION:
+        raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
+    ledger = _text(record["ledger"], "ledger")
+    envelope_bytes = _bytes(record["envelope"], "envelope")
+    seq = _natural(record["seq"], "seq")
+    header = _header(record["block"], "block")
+    block_seal = _bytes(record["block_seal"], "block_seal", _seal_bytes)
+    tx_index = _natural(record["tx_index"], "tx_index")
+    tx_inclusion = _hash_list(record["tx_inclusion"], "tx_inclusion")
+    anchor = _header(record["anchor"], "anchor", frozenset({"seal"}))
+    anchor_seal = _bytes(record["anchor"]["seal"], "anchor.seal", _seal_bytes)
+    block_inclusion = _hash_list(record["block_inclusion"], "block_inclusion")
+
+    if header.ledger != ledger or anchor.ledger != ledger:
+        raise ProofError(
+            f"ledger {ledger!r} does not match block ({header.ledger!r}) "
+            f"and anchor ({anchor.ledger!r})"
+        )
+    block_hash = _check_seal(header, block_seal, sealer_public_key, "block")
+    anchor_hash = _check_seal(anchor, anchor_seal, sealer_public_key, "anchor")
+    if anchor.height <= header.height:
+        raise ProofError(f"anchor {anchor.height} is not later than block {header.height}")
+
+    envelope, tx_body = _checked_transaction(envelope_bytes, ledger)
+    if tx_index >= header.tx_count:
+        raise ProofError(f"tx_index {tx_index} is not below the block's tx_count {header.tx_count}")
+    if seq != header.first_seq + tx_index:
+        raise ProofError(
+            f"seq {seq} is not first_seq {header.first_seq} + tx_index {tx_index} of the block"
+        )
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(envelope_bytes),
+            tx_index,
+            header.tx_count,
+            tx_inclusion,
+            header.tx_root,
+        )
+    except ProofError as exc:
+        raise ProofError(f"tx_inclusion in block {header.height}: {exc}") from exc
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(block_hash),
+            header.height,
+            anchor.height,
+            block_inclusion,
+            anchor.blocks_root,
+        )
+    except ProofError as exc:
+        raise ProofError(f"block_inclusion in anchor {anchor.height}: {exc}") from exc
+
+    return {
+        "ledger": ledger,
+        "tx_id": tx_body.tx_id.hex(),
+        "kind": tx_body.kind,
+        "external_ref": tx_body.external_ref,
+        "key_id": signing.key_id(envelope.public_key),
+        "seq": seq,
+        "height": header.height,
+        "tx_index": tx_index,
+        "sealed_at_ms": header.sealed_at_ms,
+        "block_hash": block_hash.hex(),
+        "anchor_height": anchor.height,
+        "anchor_hash": anchor_hash.hex(),
+        "sealer_key_id": signing.key_id(sealer_public_key),
+    }
+
+
+def _checked_transaction(envelope_bytes: bytes, ledger: str) -> tuple[Envelope, TxBody]:
+    """Envelope and body, once the envelope decodes and its signature covers its body."""
+    try:
+        envelope = codec.decode_envelope(envelope_bytes)
+    except DecodeError as exc:
+        raise ProofError(f"envelope does not decode: {exc}") from exc
+    signing.verify_envelope(envelope)
+    try:
+        tx_body = codec.decode_tx_body(envelope.body, envelope.body_version)
+    except DecodeError as exc:
+        raise ProofError(f"envelope body does not decode: {exc}") from exc
+    if tx_body.ledger != ledger:
+        raise ProofError(f"transaction is for ledger {tx_body.ledger!r}, not {ledger!r}")
+    return envelope, tx_body
