@@ -244,14 +244,10 @@ class ChainVerifier:
             return f"ledger is {header.ledger!r}, expected {self._ledger!r}"
         expected_prev = GENESIS_PREV_HASH if previous is None else previous.block_hash
         if header.prev_hash != expected_prev:
+            linked_to = "genesis's 32 zero bytes" if previous is None else f"block {height - 1}"
             return (
-                f"prev_hash {_hex(header.prev_hash)} is not "
-                + (
-                    "32 zero bytes at genesis"
-                    if previous is None
-                    else f"the hash of block {height - 1}"
-                )
-                + f" ({expected_prev.hex()})"
+                f"prev_hash {_hex(header.prev_hash)} does not link to {linked_to} "
+                f"({expected_prev.hex()})"
             )
         expected_first_seq = 0 if previous is None else previous.next_first_seq
         if header.first_seq != expected_first_seq:

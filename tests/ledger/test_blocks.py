@@ -203,7 +203,7 @@ def test_genesis_rules(chain: Chain) -> None:
     assert genesis.prev_hash == bytes(32) and genesis.first_seq == 0
     assert genesis.blocks_root == hashlib.sha256(b"").digest()
     changes: list[tuple[dict[str, Any], str]] = [
-        ({"prev_hash": b"\x01" * 32}, "32 zero bytes at genesis"),
+        ({"prev_hash": b"\x01" * 32}, "link to genesis"),
         ({"first_seq": 5}, "first_seq is 5, expected 0"),
         ({"blocks_root": bytes(32)}, "blocks_root"),
     ]
