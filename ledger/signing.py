@@ -129,23 +129,43 @@ def save_private_key(
 ) -> None:
     """Write ``signer``'s key to ``path``, encrypted, readable by the owner only.
 
-    1. refuse an existing file unless ``overwrite``;
-    2. create the file with mode 0600 (never world-readable, not even for a moment);
-    3. write and fsync, so a crash leaves either no key or the whole key.
+    1. write the key to a new temporary file beside ``path``, created with mode 0600 (never
+       readable by others, not even for a moment), and fsync it;
+    2. move it into place: a hard link refuses an existing ``path``, a rename replaces it when
+       ``overwrite``; either way ``path`` holds the old key or the whole new one, never a part;
+    3. fsync the directory, so the name survives a crash too.
     """
     pem = signer.encrypted_pem(passphrase)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise KeyFileError(f"{target} already exists; refusing to overwrite a key")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        descriptor = os.open(path, flags, key_file_mode)
+        temporary.unlink(missing_ok=True)  # left by a crashed process that had our pid
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, key_file_mode)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            os.link(temporary, target)
     except FileExistsError as exc:
-        raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from exc
+        raise KeyFileError(f"{target} already exists; refusing to overwrite a key") from exc
     except OSError as exc:
-        raise KeyFileError(f"cannot create {path}: {exc.strerror}") from exc
-    with os.fdopen(descriptor, "wb") as file:
-        os.fchmod(file.fileno(), key_file_mode)  # O_CREAT's mode does not apply to an old file
-        file.write(pem)
-        file.flush()
-        os.fsync(file.fileno())
+        raise KeyFileError(f"cannot write {target}: {exc.strerror}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load_private_key(path: Path | str, passphrase: bytes) -> Signer:

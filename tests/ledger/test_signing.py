@@ -159,7 +159,7 @@ def test_build_tx_body_sets_the_validity_window() -> None:
 
 
 def test_key_file_round_trip(tmp_path: Path) -> None:
-    """A saved key is encrypted, mode 0600, and loads back to the same signer."""
+    """A saved key is encrypted, mode 0600, alone in its directory, and loads back the same."""
     path = tmp_path / "admin.key"
     signing.save_private_key(path, SIGNER, PASSPHRASE)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -167,6 +167,7 @@ def test_key_file_round_trip(tmp_path: Path) -> None:
     loaded = signing.load_private_key(path, PASSPHRASE)
     assert loaded.public_key == SIGNER.public_key
     assert loaded.sign_message(RFC8032_MESSAGE) == RFC8032_SIGNATURE
+    assert [entry.name for entry in tmp_path.iterdir()] == ["admin.key"]  # no temporary left
 
 
 def test_wrong_passphrase_is_a_key_file_error(tmp_path: Path) -> None:
@@ -189,6 +190,12 @@ def test_save_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     signing.save_private_key(path, other, PASSPHRASE, overwrite=True)
     assert signing.load_private_key(path, PASSPHRASE).public_key == other.public_key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_save_into_a_missing_directory_is_a_key_file_error(tmp_path: Path) -> None:
+    """A key file that cannot be created raises KeyFileError naming the path."""
+    with pytest.raises(KeyFileError, match="cannot write"):
+        signing.save_private_key(tmp_path / "missing" / "admin.key", SIGNER, PASSPHRASE)
 
 
 def test_an_empty_passphrase_is_refused(tmp_path: Path) -> None:
