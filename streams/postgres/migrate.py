@@ -133,7 +133,10 @@ def redact_url(database_url: str) -> str:
         else:
             host = netloc[2]
         query = urlencode(
-            [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)]
+            [
+                (name, "***" if name == "password" else value)
+                for name, value in parse_qsl(parts.query)
+            ]
         )
         return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
     except ValueError:
