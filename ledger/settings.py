@@ -55,6 +55,8 @@ class Settings:
     dashboard_port: int
     kafka_heap_mb: int
     kafka_libs_dir: Path
+    sealer_key_file: Path
+    sealer_passphrase: bytes
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,6 +81,11 @@ class Settings:
             kafka_libs_dir=Path(
                 os.environ.get("LEDGER_KAFKA_LIBS_DIR", str(REPO_ROOT / ".data" / "kafka" / "libs"))
             ).resolve(),
+            sealer_key_file=Path(
+                os.environ.get("LEDGER_SEALER_KEY_FILE", str(data_dir / "keys" / "sealer.key"))
+            ),
+            # The local stack's default only; production sets its own (README, "Keys").
+            sealer_passphrase=os.environ.get("LEDGER_SEALER_PASSPHRASE", "local-dev-sealer").encode(),
         )
 
     @property

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from ledger import limits
+from ledger import codec, limits
 from ledger.errors import InfraError
+from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS
 
 TOPIC_ALREADY_EXISTS = 36
@@ -131,3 +133,48 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[dict
         return list(await admin.describe_topics(names))
     finally:
         await admin.close()
+
+
+async def publish_genesis(bootstrap_servers: str, block: Block) -> None:
+    """Produce block 0 to its shard's partition of ``ledger.blocks``, once.
+
+    Refuses when the partition already holds a committed block (the ledger exists). A
+    transactional producer of its own (not the sequencer's, which it would fence) makes the
+    block visible to read_committed readers atomically.
+    """
+    partition = block.header.source_partition
+    topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        transactional_id=f"ledger-init-{block.header.ledger}",
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=limits.message_bytes_max,
+    )
+    try:
+        await consumer.start()
+        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        if end > 0:
+            raise InfraError(
+                f"ledger {block.header.ledger!r} already has blocks "
+                f"({TOPIC_BLOCKS}[{partition}] is not empty); init runs once per ledger"
+            )
+        await producer.start()
+        async with producer.transaction():
+            await producer.send(
+                TOPIC_BLOCKS,
+                codec.encode_block(block),
+                key=block.header.ledger.encode(),
+                partition=partition,
+            )
+    except KafkaError as exc:
+        raise InfraError(f"cannot publish the genesis block to {bootstrap_servers}: {exc}") from exc
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -3,22 +3,36 @@
 Order of ``up`` (each step is a no-op when already done):
   1. Kafka (when KAFKA_BOOTSTRAP_SERVERS is not set), then wait for a metadata answer;
   2. the ledger topics, with partition counts from the settings;
-  3. PostgreSQL (when LEDGER_DATABASE_URL is not set), then wait for connections.
+  3. PostgreSQL (when LEDGER_DATABASE_URL is not set), then wait for connections;
+  4. the database migrations;
+  5. the local sealer key, when its file does not exist yet (local development only);
+  6. one worker process per pipeline role (verify, sequence, project).
 ``down`` stops in the reverse order, by pid files only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.client.admin import ensure_topics, wait_for_brokers
+from ledger.errors import InfraError
+from ledger.local import process
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.local.postgres import PostgresCluster
-from ledger.settings import Settings
+from ledger.settings import REPO_ROOT, Settings
+from ledger.signing import Signer, save_private_key
 
 external_wait_s = 15.0
 """A cluster the user points us at should already run; do not wait for it long."""
+
+worker_start_wait_s = 5.0
+"""A worker that dies this soon after start has a configuration problem worth reporting."""
+
+ROLES = ("verify", "sequence", "project")
 
 
 @dataclass(frozen=True)
@@ -63,11 +77,53 @@ def up(settings: Settings) -> list[str]:
     started.extend(f"topic {name}" for name in created)
     if settings.local_postgres and postgres_cluster(settings).up():
         started.append("postgres")
+    from streams.postgres.migrate import migrate
+
+    started.extend(f"migration {name}" for name in asyncio.run(migrate(settings.database_url)))
+    if ensure_sealer_key(settings):
+        started.append(f"sealer key {settings.sealer_key_file}")
+    for role in ROLES:
+        if start_worker(settings, role):
+            started.append(f"{role} worker")
     return started
 
 
+def ensure_sealer_key(settings: Settings) -> bool:
+    """Create the local stack's sealer key if missing; True when created."""
+    if settings.sealer_key_file.exists():
+        return False
+    settings.sealer_key_file.parent.mkdir(parents=True, exist_ok=True)
+    save_private_key(settings.sealer_key_file, Signer.generate(), settings.sealer_passphrase)
+    return True
+
+
+def worker_files(settings: Settings, role: str) -> tuple[Path, Path]:
+    directory = settings.data_dir / "workers"
+    return directory / f"{role}.pid", directory / f"{role}.log"
+
+
+def start_worker(settings: Settings, role: str) -> bool:
+    """Start the faust worker of one role unless it runs; False when it already ran."""
+    pid_file, log_file = worker_files(settings, role)
+    if process.read_pid(pid_file) is not None:
+        return False
+    command = [sys.executable, "-m", "streams.worker", role]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pid = process.start(command, pid_file, log_file, env=env, cwd=REPO_ROOT)
+    if process.wait_until(lambda: not process.pid_alive(pid), worker_start_wait_s):
+        pid_file.unlink(missing_ok=True)
+        raise InfraError(
+            f"the {role} worker exited at start: {process.log_tail(log_file, 3)} (log: {log_file})"
+        )
+    return True
+
+
+def stop_worker(settings: Settings, role: str) -> bool:
+    return process.stop(worker_files(settings, role)[0])
+
+
 def down(settings: Settings) -> list[str]:
-    stopped: list[str] = []
+    stopped = [f"{role} worker" for role in reversed(ROLES) if stop_worker(settings, role)]
     if settings.local_postgres and postgres_cluster(settings).down():
         stopped.append("postgres")
     if settings.local_kafka and kafka_cluster(settings).down():
@@ -95,4 +151,10 @@ def status(settings: Settings) -> list[ComponentStatus]:
         )
     else:
         components.append(ComponentStatus("postgres", True, None, "LEDGER_DATABASE_URL", False))
+    for role in ROLES:
+        pid_file, log_file = worker_files(settings, role)
+        worker_pid = process.read_pid(pid_file)
+        components.append(
+            ComponentStatus(role, worker_pid is not None, worker_pid, str(log_file), True)
+        )
     return components

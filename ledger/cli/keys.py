@@ -1,0 +1,90 @@
+"""``ledger keygen`` and ``ledger init``: keys encrypted at rest, and a ledger's block 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import click
+
+from ledger.cli import cli
+from ledger.errors import ConfigError
+from ledger.settings import Settings
+from ledger.signing import Signer, load_private_key, save_private_key
+
+DEFAULT_PASSPHRASE_ENV = "LEDGER_KEY_PASSPHRASE"
+
+passphrase_option = click.option(
+    "--passphrase-env",
+    default=DEFAULT_PASSPHRASE_ENV,
+    show_default=True,
+    help="Environment variable holding the key passphrase (prompted when unset on a terminal).",
+)
+
+
+def read_passphrase(variable: str, confirm: bool = False) -> bytes:
+    value = os.environ.get(variable)
+    if value:
+        return value.encode()
+    if not click.get_text_stream("stdin").isatty():
+        raise ConfigError(f"no passphrase: set {variable} (or run on a terminal to be prompted)")
+    return str(
+        click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm)
+    ).encode()
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the encrypted private key (mode 0600).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+@passphrase_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def keygen(out_path: Path, force: bool, passphrase_env: str, as_json: bool) -> None:
+    """Create an Ed25519 key, stored encrypted with a passphrase (PKCS#8)."""
+    signer = Signer.generate()
+    save_private_key(
+        out_path, signer, read_passphrase(passphrase_env, confirm=True), overwrite=force
+    )
+    result = {"key_id": signer.key_id, "public_key": signer.public_key.hex(), "file": str(out_path)}
+    click.echo(
+        json.dumps(result)
+        if as_json
+        else f"key {signer.key_id}\npublic key {signer.public_key.hex()}\nwritten to {out_path}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--genesis",
+    "genesis_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Genesis file (JSON): see the README, section Genesis.",
+)
+@passphrase_option
+def init(genesis_path: Path, passphrase_env: str) -> None:
+    """Seal and publish block 0 of a ledger from a genesis file (once per ledger)."""
+    from ledger.client.admin import publish_genesis
+    from ledger.genesis import GenesisSpec, build_genesis
+
+    settings = Settings.from_env()
+    spec = GenesisSpec.load(genesis_path)
+    partition = settings.shard_partition(spec.ledger)
+    if partition is None:
+        raise ConfigError(
+            f"ledger {spec.ledger!r} is not in LEDGER_SHARDS ({', '.join(settings.shards)})"
+        )
+    sealer = load_private_key(settings.sealer_key_file, settings.sealer_passphrase)
+    block = build_genesis(
+        spec, read_passphrase(passphrase_env), sealer, int(time.time() * 1000), partition
+    )
+    asyncio.run(publish_genesis(settings.kafka_bootstrap_servers, block))
+    click.echo(f"ledger {spec.ledger}: block 0 with {block.header.tx_count} transactions published")

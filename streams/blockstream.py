@@ -1,0 +1,57 @@
+"""Reading ``ledger.blocks``: committed blocks of one shard, in order, from a Kafka offset."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ledger import codec, limits
+from ledger.model import Block
+from ledger.settings import TOPIC_BLOCKS
+
+fetch_wait_ms = 500
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMessage:
+    offset: int
+    block: Block
+    size_bytes: int
+
+
+def blocks_consumer(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
+    """A consumer for manual assignment: read_committed, no group, no offset commits."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=limits.message_bytes_max,
+        fetch_max_bytes=4 * limits.message_bytes_max,
+    )
+
+
+async def read_blocks(
+    bootstrap_servers: str, partition: int, start_offset: int = 0, client_id: str = "ledger-blocks"
+) -> AsyncIterator[BlockMessage]:
+    """Every committed block of ``partition`` from ``start_offset`` up to the current end."""
+    consumer = blocks_consumer(bootstrap_servers, client_id)
+    await consumer.start()
+    try:
+        topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
+        consumer.assign([topic_partition])
+        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        consumer.seek(topic_partition, start_offset)
+        while await consumer.position(topic_partition) < end:
+            batch = await consumer.getmany(topic_partition, timeout_ms=fetch_wait_ms)
+            for message in batch.get(topic_partition, []):
+                assert message.value is not None
+                yield BlockMessage(
+                    message.offset, codec.decode_block(message.value), len(message.value)
+                )
+    finally:
+        await consumer.stop()

@@ -1,0 +1,383 @@
+"""Sequence: one active writer per shard orders, decides, and seals blocks.
+
+The output is the checkpoint (DESIGN.md section 6). For each assigned partition of
+``ledger.verified`` (one per ledger shard) a ``ShardSequencer``:
+
+  1. starts a transactional producer with the shard's stable ``transactional_id``, which fences
+     any older sequencer of the shard and aborts its open transaction;
+  2. rebuilds the shard's state by replaying ``ledger.blocks`` (read_committed), verifying the
+     chain as it goes;
+  3. resumes ``ledger.verified`` at the last block's ``source_offset_end``;
+  4. buffers verified envelopes until the block is full (count or bytes) or ``block_wait_ms``
+     passed since its first one, then decides them all at one block time, seals the block and
+     produces it with its rejections in one Kafka transaction.
+
+Any failure after the state changed and before the commit succeeded leaves memory ahead of the
+chain, so it ends the process: a restart rebuilds from the chain, which lost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from ledger import codec, limits
+from ledger.blocks import build_block
+from ledger.errors import DecodeError, LedgerError
+from ledger.model import RejectionRecord
+from ledger.rejections import RejectionCode, Stage
+from ledger.replica import Replica, tx_from_envelope
+from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_VERIFIED, Settings
+from ledger.signing import Signer, load_private_key
+from ledger.state import Accepted, apply, begin_block, decide
+from streams.blockstream import read_blocks
+
+log = logging.getLogger("ledger.sequence")
+
+genesis_poll_s = 1.0
+"""A shard without block 0 waits for `ledger init`; this is how often it looks."""
+
+poll_wait_ms_max = 100
+"""Upper bound of one fetch wait, so a due block is never sealed late by more than this."""
+
+fetch_records_max_count = limits.block_tx_max_count
+
+EXIT_FENCED = 75
+EXIT_FATAL = 70
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class OpenBlock:
+    """Verified messages waiting for the next seal, in partition order."""
+
+    opened_monotonic_s: float
+    messages: list[tuple[int, bytes]] = field(default_factory=list)
+    size_bytes: int = 0
+
+    def fits(self, value: bytes) -> bool:
+        return (
+            len(self.messages) < limits.block_tx_max_count
+            and self.size_bytes + len(value) <= limits.block_bytes_max
+        )
+
+    def full(self) -> bool:
+        return len(self.messages) >= limits.block_tx_max_count
+
+
+class ShardSequencer:
+    def __init__(self, settings: Settings, ledger: str, partition: int, signer: Signer) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.partition = partition
+        self.signer = signer
+        # Replay refuses a chain sealed by another key: one sealer per ledger, set at genesis.
+        self.replica = Replica(ledger, trusted_sealer_key=signer.public_key)
+        self.source_offset_end = 0
+        self.retry_at_s = 0.0
+        self.blocks_offset_next = 0
+        self.open: OpenBlock | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.replica.checkpoint is not None
+
+    async def start(self) -> None:
+        """Steps 1 and 2: fence older writers, then replay the chain."""
+        if self.producer is None:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                client_id=f"ledger-sequencer-{self.ledger}",
+                transactional_id=f"ledger-sequencer-{self.ledger}",
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=0,
+                max_request_size=limits.message_bytes_max,
+                request_timeout_ms=30_000,
+                transaction_timeout_ms=60_000,
+            )
+            await self.producer.start()
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Replay blocks this process has not applied yet (all of them at first)."""
+        async for message in read_blocks(
+            self.settings.kafka_bootstrap_servers,
+            self.partition,
+            self.blocks_offset_next,
+            client_id=f"ledger-sequencer-replay-{self.ledger}",
+        ):
+            self.replica.apply_block(message.block)
+            self.source_offset_end = message.block.header.source_offset_end
+            self.blocks_offset_next = message.offset + 1
+        checkpoint = self.replica.checkpoint
+        if checkpoint is not None:
+            log.info(
+                "shard %s ready at height %d, resuming %s[%d] at offset %d",
+                self.ledger,
+                checkpoint.height,
+                TOPIC_VERIFIED,
+                self.partition,
+                self.source_offset_end,
+            )
+
+    def offer(self, offset: int, value: bytes) -> bool:
+        """Buffer one verified message; True when the block must be sealed before the next."""
+        if offset < self.source_offset_end:
+            return False  # already covered by a sealed block
+        if self.open is None:
+            self.open = OpenBlock(time.monotonic())
+        self.open.messages.append((offset, value))
+        self.open.size_bytes += len(value)
+        return self.open.full()
+
+    def fits(self, value: bytes) -> bool:
+        return self.open is None or self.open.fits(value)
+
+    def due_in_s(self) -> float | None:
+        if self.open is None:
+            return None
+        return self.open.opened_monotonic_s + limits.block_wait_ms / 1000 - time.monotonic()
+
+    async def seal(self) -> None:
+        """Step 4: decide, build, produce and commit one block. Ends the process on failure."""
+        assert self.open is not None and self.producer is not None and self.ready
+        messages, self.open = self.open.messages, None
+        now_ms = max(wall_ms(), self.replica.last_sealed_at_ms)
+        envelopes, rejections = self._decide_all(messages, now_ms)
+        block, checkpoint = build_block(
+            self.replica.checkpoint,
+            ledger=self.ledger,
+            envelopes=envelopes,
+            sealed_at_ms=now_ms,
+            source_partition=self.partition,
+            source_offset_end=messages[-1][0] + 1,
+            signing_key=self.signer,
+        )
+        height = block.header.height
+        try:
+            await self.producer.begin_transaction()
+            await self.producer.send(
+                TOPIC_BLOCKS,
+                codec.encode_block(block),
+                key=self.ledger.encode(),
+                partition=self.partition,
+            )
+            for rejection in rejections:
+                await self.producer.send(
+                    TOPIC_REJECTIONS,
+                    codec.encode_rejection(replace(rejection, height=height)),
+                    key=rejection.tx_id,
+                    partition=self.partition,
+                )
+            await self.producer.commit_transaction()
+        except ProducerFenced:
+            log.error(
+                "shard %s: fenced by a newer sequencer at height %d; stopping", self.ledger, height
+            )
+            os._exit(EXIT_FENCED)
+        except (KafkaError, OSError) as exc:
+            log.error(
+                "shard %s: sealing height %d failed (%r); restarting from the chain",
+                self.ledger,
+                height,
+                exc,
+            )
+            os._exit(EXIT_FATAL)
+        self.replica.checkpoint = checkpoint
+        self.replica.last_sealed_at_ms = now_ms
+        self.source_offset_end = block.header.source_offset_end
+
+    def _decide_all(
+        self, messages: list[tuple[int, bytes]], now_ms: int
+    ) -> tuple[list[bytes], list[RejectionRecord]]:
+        state = self.replica.state
+        begin_block(state, now_ms)
+        envelopes: list[bytes] = []
+        rejections: list[RejectionRecord] = []
+        for offset, value in messages:
+            try:
+                tx = tx_from_envelope(value)
+            except DecodeError as exc:
+                rejections.append(
+                    self._rejection(offset, RejectionCode.MALFORMED, str(exc), now_ms)
+                )
+                continue
+            decision = decide(state, tx, now_ms)
+            if isinstance(decision, Accepted):
+                apply(state, decision)
+                envelopes.append(value)
+            else:
+                rejections.append(
+                    self._rejection(
+                        offset,
+                        decision.code,
+                        decision.detail,
+                        now_ms,
+                        tx.body.tx_id,
+                        tx.key_id,
+                        tx.body.external_ref,
+                    )
+                )
+        return envelopes, rejections
+
+    def _rejection(
+        self,
+        offset: int,
+        code: RejectionCode,
+        detail: str,
+        now_ms: int,
+        tx_id: bytes | None = None,
+        key_id: str | None = None,
+        external_ref: str | None = None,
+    ) -> RejectionRecord:
+        return RejectionRecord(
+            code=code.name,
+            detail=detail,
+            stage=Stage.SEQUENCE.value,
+            source_topic=TOPIC_VERIFIED,
+            source_partition=self.partition,
+            source_offset=offset,
+            rejected_at_ms=now_ms,
+            tx_id=tx_id,
+            ledger=self.ledger,
+            key_id=key_id,
+            external_ref=external_ref,
+        )
+
+    async def stop(self) -> None:
+        if self.open is not None and self.ready:
+            await self.seal()
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.sequencer = sequencer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for topic_partition in revoked:
+            shard = self.sequencer.shards.pop(topic_partition.partition, None)
+            if shard is not None:
+                await shard.stop()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for topic_partition in assigned:
+            self.sequencer.assign(topic_partition.partition)
+
+
+class Sequencer:
+    """Every shard this process is assigned, fed from one consumer of ``ledger.verified``."""
+
+    def __init__(self, settings: Settings, signer: Signer) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.shards: dict[int, ShardSequencer] = {}
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id="ledger-sequencer",
+            group_id="ledger-sequence",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=fetch_records_max_count,
+            max_partition_fetch_bytes=limits.message_bytes_max,
+        )
+
+    def assign(self, partition: int) -> None:
+        if partition >= len(self.settings.shards):
+            log.warning(
+                "%s[%d] has no shard in LEDGER_SHARDS; ignoring it", TOPIC_VERIFIED, partition
+            )
+            return
+        self.shards[partition] = ShardSequencer(
+            self.settings, self.settings.shards[partition], partition, self.signer
+        )
+        self.consumer.pause(TopicPartition(TOPIC_VERIFIED, partition))
+
+    async def run(self) -> None:
+        self.consumer.subscribe([TOPIC_VERIFIED], listener=_Rebalance(self))
+        await self.consumer.start()
+        try:
+            while True:
+                await self._start_waiting_shards()
+                batches = await self.consumer.getmany(
+                    timeout_ms=self._wait_ms(), max_records=fetch_records_max_count
+                )
+                for topic_partition, messages in batches.items():
+                    shard = self.shards.get(topic_partition.partition)
+                    if shard is None or not shard.ready:
+                        continue
+                    for message in messages:
+                        assert message.value is not None
+                        if not shard.fits(message.value):
+                            await shard.seal()
+                        if shard.offer(message.offset, message.value):
+                            await shard.seal()
+                for shard in list(self.shards.values()):
+                    due = shard.due_in_s()
+                    if due is not None and due <= 0:
+                        await shard.seal()
+        finally:
+            for shard in list(self.shards.values()):
+                await shard.stop()
+            await self.consumer.stop()
+
+    async def _start_waiting_shards(self) -> None:
+        for partition, shard in list(self.shards.items()):
+            if shard.ready:
+                continue
+            if time.monotonic() >= shard.retry_at_s:
+                await shard.start()
+                shard.retry_at_s = time.monotonic() + genesis_poll_s
+            if shard.ready and self.shards.get(partition) is shard:
+                topic_partition = TopicPartition(TOPIC_VERIFIED, partition)
+                self.consumer.seek(topic_partition, shard.source_offset_end)
+                self.consumer.resume(topic_partition)
+
+    def _wait_ms(self) -> int:
+        dues = [due for shard in self.shards.values() if (due := shard.due_in_s()) is not None]
+        if any(not shard.ready for shard in self.shards.values()):
+            dues.append(genesis_poll_s)
+        if not dues:
+            return poll_wait_ms_max
+        return max(0, min(poll_wait_ms_max, int(min(dues) * 1000)))
+
+
+def load_sealer(settings: Settings) -> Signer:
+    return load_private_key(settings.sealer_key_file, settings.sealer_passphrase)
+
+
+async def run_forever(settings: Settings) -> None:
+    """Run the sequencer until the process ends; a failure ends the process (restart = recover)."""
+    try:
+        await Sequencer(settings, load_sealer(settings)).run()
+    except asyncio.CancelledError:
+        raise
+    except LedgerError as exc:
+        log.error("sequencer stopped: %s", exc)
+        os._exit(EXIT_FATAL)
+    except Exception:
+        log.exception("sequencer crashed")
+        os._exit(EXIT_FATAL)
+
+
+def register(app: Any, settings: Settings) -> None:
+    """Run the sequencer as a long-lived task of an all-roles faust worker."""
+
+    @app.task
+    async def sequence() -> None:
+        await run_forever(settings)
