@@ -126,21 +126,18 @@ def redact_url(database_url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
         parts = urlsplit(database_url)
-        netloc = parts.netloc.rpartition("@")
-        if netloc[1]:
-            user = netloc[0].partition(":")[0]
-            host = f"{user}@{netloc[2]}" if user else netloc[2]
-        else:
-            host = netloc[2]
+        credentials, _, host = parts.netloc.rpartition("@")
+        user = credentials.partition(":")[0]
         query = urlencode(
             [
                 (name, "***" if name == "password" else value)
                 for name, value in parse_qsl(parts.query)
             ]
         )
-        return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
     except ValueError:
         return "<unparseable database URL>"
+    netloc = f"{user}@{host}" if user else host
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 async def migrate(database_url: str, *, directory: Path = MIGRATIONS_DIR) -> list[str]:

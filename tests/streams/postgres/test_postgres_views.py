@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
+from postgres_databases import BLOCK_COLUMNS, blocks_have_seal
 
 pytestmark = pytest.mark.services
 
@@ -52,13 +53,15 @@ def tx_id(seq: int) -> bytes:
 
 async def load_ledger(connection: asyncpg.Connection) -> None:
     """Writes the rows a projector would write for the ledger above, and a few rejections."""
+    seal = [b"\x00" * 64] if await blocks_have_seal(connection) else []
     for height, sealed_at in BLOCK_TIMES.items():
         seqs = sorted(seq for seq, (h, _, _) in TRANSACTIONS.items() if h == height)
         await connection.execute(
-            "INSERT INTO ledger.blocks VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            f"INSERT INTO ledger.blocks ({BLOCK_COLUMNS}{', seal' if seal else ''}) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13{', $14' if seal else ''})",
             "main", height, digest(f"block {height}"), digest(f"block {height - 1}"),
             digest(f"root {height}"), digest(f"blocks {height}"), len(seqs), min(seqs), sealed_at,
-            digest("sealer"), 0, 10 * height, 1000,
+            digest("sealer"), 0, 10 * height, 1000, *seal,
         )  # fmt: skip
     for seq, (height, kind, postings) in TRANSACTIONS.items():
         sealed_at = BLOCK_TIMES[height]
