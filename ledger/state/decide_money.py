@@ -54,6 +54,7 @@ def decide_transfer(
     known = state.accounts
     seen: set[str] = set()
     sums: dict[str, int] = {}
+    credits: dict[str, int] = {}
     balances: list[BalanceChanged] = []
     for posting in postings:
         name = posting.account
@@ -79,10 +80,11 @@ def decide_transfer(
             limit = account.max_balance
             if amount == 0 or balance > int64_max or (limit is not None and balance > limit):
                 break
-        running = sums.get(posting.asset, 0) + amount
-        if not int64_min <= running <= int64_max:
-            break
-        sums[posting.asset] = running
+            credited = credits.get(posting.asset, 0) + amount
+            if credited > int64_max:
+                break
+            credits[posting.asset] = credited
+        sums[posting.asset] = sums.get(posting.asset, 0) + amount
         balances.append(BalanceChanged(name, posting.asset, balance, account.held))
     else:
         for total in sums.values():
@@ -139,14 +141,20 @@ def decide_transfer_ordered(
     for posting in postings:
         if posting.amount == 0:
             return Rejected(RejectionCode.INVALID_AMOUNT, f"zero posting to {posting.account}")
+    # Credits of an asset summing to at most int64_max keep every partial sum of its (balanced)
+    # postings inside int64 in any order, so an int64 consumer can add them up as it likes.
     out_of_range = False
     sums: dict[str, int] = {}
+    credits: dict[str, int] = {}
     for posting in postings:
         amount = posting.amount
-        running = sums.get(posting.asset, 0) + amount
-        sums[posting.asset] = running
-        if not int64_min <= running <= int64_max or not int64_min <= amount <= int64_max:
+        sums[posting.asset] = sums.get(posting.asset, 0) + amount
+        if amount > 0:
+            credits[posting.asset] = credits.get(posting.asset, 0) + amount
+        if not int64_min <= amount <= int64_max:
             out_of_range = True
+    if any(credited > int64_max for credited in credits.values()):
+        out_of_range = True
     for asset, total in sums.items():
         if total != 0:
             return Rejected(RejectionCode.UNBALANCED, f"postings of {asset} sum to {total}")

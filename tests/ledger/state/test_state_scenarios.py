@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from support_state import (
     ADMIN,
     ALICE,
     BOB,
     CAROL,
+    ISSUER,
     STRANGER,
     FakeKey,
     Ledger,
@@ -17,6 +20,7 @@ from support_state import (
 )
 
 from ledger.errors import DecodeError
+from ledger.limits import int64_max, int64_min
 from ledger.model import (
     AccountStatus,
     Attest,
@@ -466,3 +470,44 @@ def test_restore_refuses_garbage() -> None:
         restore(b"\x02")
     with pytest.raises(DecodeError):
         restore(b"")
+
+
+def test_credit_past_int64_max_overflows() -> None:
+    """A credit that would take a balance past int64_max is refused though the debit is fine."""
+    ledger = standard_ledger()
+    ledger.accept(ISSUER, pay("usd-issuer", "bob-usd", "USD", 2**63 - 10_000))
+    assert ledger.balance("usd-issuer") == (int64_min, 0)
+    assert ledger.reject(ALICE, pay("alice-usd", "bob-usd", "USD", 10_000)) is (
+        RejectionCode.OVERFLOW
+    )
+    ledger.accept(ALICE, pay("alice-usd", "bob-usd", "USD", 9_999))
+    assert ledger.balance("bob-usd") == (int64_max, 0)
+
+
+def test_credits_summing_past_int64_overflow_in_any_order() -> None:
+    """Postings whose credits add up past int64_max are refused whatever their order, because
+    some int64 running sum of them would overflow; one unit less is accepted."""
+    ledger = standard_ledger()
+    ledger.accept(ADMIN, DefineAsset("EUR", 2, "eur-issuer"))
+    ledger.accept(ADMIN, OpenAccount("alice-eur", "EUR"))
+    ledger.accept(ADMIN, OpenAccount("bob-eur", "EUR"))
+    treasurer = FakeKey.named("eur treasurer")
+    ledger.accept(ADMIN, RegisterKey(treasurer.public_key, (), ("eur-issuer",)))
+    too_much = [
+        Posting("eur-issuer", "EUR", int64_min),
+        Posting("alice-eur", "EUR", int64_max),
+        Posting("bob-eur", "EUR", 1),
+    ]
+    for order in itertools.permutations(too_much):
+        assert ledger.reject(treasurer, Transfer(order)) is RejectionCode.OVERFLOW
+    ledger.accept(
+        treasurer,
+        Transfer(
+            (
+                Posting("alice-eur", "EUR", int64_max - 1),
+                Posting("bob-eur", "EUR", 1),
+                Posting("eur-issuer", "EUR", -int64_max),
+            )
+        ),
+    )
+    assert ledger.balance("eur-issuer") == (-int64_max, 0)
