@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import pytest
 from postgres_databases import BLOCK_COLUMNS, blocks_have_seal
+
+from ledger.settings import REPO_ROOT
 
 pytestmark = pytest.mark.services
 
@@ -280,3 +283,28 @@ async def test_balances_view_derives_available(analyst: asyncpg.Connection) -> N
         "SELECT balance, held, available FROM analytics.balances WHERE ledger = 'main' AND account = 'alice'"
     )
     assert tuple(row) == (550, 120, 430)
+
+
+def documented_queries() -> list[str]:
+    """The statements in the ```sql blocks of docs/views.md (not the ```sql admin ones)."""
+    text = (REPO_ROOT / "docs" / "views.md").read_text()
+    blocks = re.findall(r"^```sql\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [part.strip() for block in blocks for part in block.split(";") if part.strip()]
+
+
+def test_the_documentation_has_examples() -> None:
+    """docs/views.md shows a query for each computed view and balance_at."""
+    queries = "\n".join(documented_queries())
+    for name in ("v_account_statement", "v_daily_volume", "v_block_stats", "v_rejections_by_code"):
+        assert f"analytics.{name}" in queries
+    assert "analytics.balance_at(" in queries
+
+
+@pytest.mark.parametrize(
+    "query",
+    documented_queries(),
+    ids=[f"example-{number}" for number in range(1, len(documented_queries()) + 1)],
+)
+async def test_documented_query_runs_as_analyst(analyst: asyncpg.Connection, query: str) -> None:
+    """Every example query of docs/views.md runs as ledger_analyst on this data set."""
+    await analyst.fetch(query)
