@@ -42,19 +42,3 @@ class ThrowawayDatabases:
         finally:
             await connection.close()
         self.names.clear()
-
-
-BLOCK_COLUMNS = (
-    "ledger, height, hash, prev_hash, tx_root, blocks_root, tx_count, first_seq, sealed_at, "
-    "sealer_key, source_partition, source_offset_end, size_bytes"
-)
-
-
-async def blocks_have_seal(connection: asyncpg.Connection) -> bool:
-    """Whether ledger.blocks has the seal column (added by the projector's own migration)."""
-    return bool(
-        await connection.fetchval(
-            "SELECT EXISTS (SELECT FROM information_schema.columns "
-            "WHERE table_schema = 'ledger' AND table_name = 'blocks' AND column_name = 'seal')"
-        )
-    )

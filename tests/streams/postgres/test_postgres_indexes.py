@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from postgres_databases import BLOCK_COLUMNS, blocks_have_seal
 
 pytestmark = pytest.mark.services
 
@@ -20,11 +19,14 @@ REJECTION_CODE_COUNT = 20
 REJECTION_COUNT = 20_000
 
 FILL_SQL = f"""
-INSERT INTO ledger.blocks ({BLOCK_COLUMNS}{{seal_column}})
+INSERT INTO ledger.blocks (ledger, height, hash, prev_hash, tx_root, blocks_root, tx_count,
+                           first_seq, sealed_at, sealer_key, source_partition,
+                           source_offset_end, size_bytes, seal)
 SELECT 'main', h, sha256(('block ' || h)::bytea), sha256(('block ' || (h - 1))::bytea),
        sha256(('root ' || h)::bytea), sha256(('blocks ' || h)::bytea), {TX_PER_BLOCK},
        h * {TX_PER_BLOCK}, timestamptz '2025-01-01 00:00:00+00' + h * interval '30 minutes',
-       sha256('sealer'::bytea), 0, h, 4096{{seal_value}}
+       sha256('sealer'::bytea), 0, h, 4096,
+       decode(repeat('00', 64), 'hex')
 FROM generate_series(0, {BLOCK_COUNT - 1}) AS h;
 
 INSERT INTO ledger.transactions
@@ -57,13 +59,7 @@ ANALYZE ledger.blocks, ledger.transactions, ledger.postings, ledger.rejections;
 async def filled_url(migrated_url: str) -> str:
     connection = await asyncpg.connect(migrated_url)
     try:
-        seal = await blocks_have_seal(connection)
-        await connection.execute(
-            FILL_SQL.format(
-                seal_column=", seal" if seal else "",
-                seal_value=", decode(repeat('00', 64), 'hex')" if seal else "",
-            )
-        )
+        await connection.execute(FILL_SQL)
         assert await connection.fetchval("SELECT count(*) FROM ledger.postings") == 2 * TX_COUNT
     finally:
         await connection.close()
