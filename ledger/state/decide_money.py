@@ -2,7 +2,8 @@
 
 Frozen accounts can neither send nor receive (ACCOUNT_FROZEN): a freeze stops all movement, so
 an investigation sees a still picture. Releasing a reservation (Void, expiry) moves nothing and
-is always allowed.
+is always allowed. A payer with open holds cannot close (its ``held`` is not 0); a payee can,
+and a later Capture into it is ACCOUNT_CLOSED.
 
 Check order per operation (``RejectionCode`` precedence, except where an object must be found
 before it can be checked):
@@ -55,7 +56,8 @@ def decide_transfer(
     seen: set[str] = set()
     sums: dict[str, int] = {}
     credits: dict[str, int] = {}
-    balances: list[BalanceChanged] = []
+    posted: list[Effect] = []
+    balances: list[Effect] = []
     for posting in postings:
         name = posting.account
         amount = posting.amount
@@ -85,14 +87,13 @@ def decide_transfer(
                 break
             credits[posting.asset] = credited
         sums[posting.asset] = sums.get(posting.asset, 0) + amount
+        posted.append(Posted(name, posting.asset, amount))
         balances.append(BalanceChanged(name, posting.asset, balance, account.held))
     else:
         for total in sums.values():
             if total != 0:
                 return decide_transfer_ordered(state, tx, key, op, now_ms)
-        effects: list[Effect] = [Posted(p.account, p.asset, p.amount) for p in postings]
-        effects += balances
-        return Accepted(tx, now_ms, tuple(effects), state.revision)
+        return Accepted(tx, now_ms, (*posted, *balances), state.revision)
     return decide_transfer_ordered(state, tx, key, op, now_ms)
 
 

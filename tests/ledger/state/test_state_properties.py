@@ -109,16 +109,17 @@ keys = st.sampled_from(KEYS)
 spenders = st.sampled_from((ALICE, BOB, ISSUER, CAROL))
 account_names = st.sampled_from(ACCOUNTS)
 asset_names = st.sampled_from(ASSETS)
-VALID_TIMING = {"created_offset_ms": 0, "ttl_ms": 60_000}
+VALID_TIMING = (0, 60_000)
 timings = st.sampled_from(
     [VALID_TIMING] * 12
     + [
-        {"created_offset_ms": -70_000, "ttl_ms": 60_000},  # expired in a queue
-        {"created_offset_ms": 6_000, "ttl_ms": 60_000},  # client clock ahead
-        {"created_offset_ms": 0, "ttl_ms": 600_001},  # window too long
-        {"created_offset_ms": -1_000, "ttl_ms": 5_000},  # short window
+        (-70_000, 60_000),  # expired in a queue
+        (6_000, 60_000),  # client clock ahead
+        (0, 600_001),  # window too long
+        (-1_000, 5_000),  # short window
     ]
 )
+"""(created_offset_ms, ttl_ms) of a submission: mostly valid."""
 
 
 def owner_or_anyone(draw: st.DrawFn, account: str) -> FakeKey:
@@ -146,17 +147,19 @@ def submissions(draw: st.DrawFn) -> Submit:
     kind = draw(
         st.sampled_from(("pay",) * 5 + ("hold",) * 3 + ("resolve",) * 3 + ("admin", "attest"))
     )
-    timing = draw(timings)
+    created_offset_ms, ttl_ms = draw(timings)
     if kind == "pay":
         signer, transfer = draw(payments())
-        return Submit(signer, transfer, **timing)
+        return Submit(signer, transfer, created_offset_ms=created_offset_ms, ttl_ms=ttl_ms)
     if kind == "hold":
         asset = draw(st.sampled_from(("USD", "BOND")))
         pool = [name for name in FUNDED if asset.lower() in name]
         payer, payee = draw(st.permutations(pool))[:2]
         expires_in_ms = draw(st.sampled_from((1, 2_000, 5_000, 30_000, 30_000, 30_000, 0)))
         op = Hold(payer, payee, asset, draw(positive_amounts), expires_in_ms)
-        return Submit(owner_or_anyone(draw, payer), op, **timing)
+        return Submit(
+            owner_or_anyone(draw, payer), op, created_offset_ms=created_offset_ms, ttl_ms=ttl_ms
+        )
     if kind == "resolve":
         return Submit(
             draw(spenders),
@@ -165,10 +168,13 @@ def submissions(draw: st.DrawFn) -> Submit:
             resolver=draw(st.sampled_from(("payee", "payee", "payer", "creator", "any"))),
             capture=draw(st.booleans()),
             capture_amount=draw(st.one_of(st.none(), st.integers(1, 400), st.integers(-5, 5))),
-            **timing,
+            created_offset_ms=created_offset_ms,
+            ttl_ms=ttl_ms,
         )
     if kind == "attest":
-        return Submit(draw(keys), Attest(bytes(32)), **timing)
+        return Submit(
+            draw(keys), Attest(bytes(32)), created_offset_ms=created_offset_ms, ttl_ms=ttl_ms
+        )
     admin_op = draw(
         st.one_of(
             st.builds(SetAccountStatus, account_names, st.sampled_from(list(AccountStatus))),
@@ -176,7 +182,12 @@ def submissions(draw: st.DrawFn) -> Submit:
             st.builds(RevokeKey, st.sampled_from([key.key_id for key in KEYS])),
         )
     )
-    return Submit(draw(st.sampled_from((ADMIN, ADMIN, ADMIN, ALICE))), admin_op, **timing)
+    return Submit(
+        draw(st.sampled_from((ADMIN, ADMIN, ADMIN, ALICE))),
+        admin_op,
+        created_offset_ms=created_offset_ms,
+        ttl_ms=ttl_ms,
+    )
 
 
 steps = st.lists(
