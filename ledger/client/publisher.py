@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -96,6 +97,16 @@ class Publisher:
         if self._watcher is not None:
             await self._watcher.stop()
         await self._producer.stop()
+
+    async def enqueue(self, envelope: bytes, tx_id: bytes) -> asyncio.Future[Any]:
+        """Hand one envelope to the producer's batch; the returned future resolves on delivery.
+
+        For callers that pace their own load (``ledger bench``); others use ``submit_many``.
+        """
+        try:
+            return await self._producer.send(TOPIC_SUBMISSIONS, envelope, key=tx_id)
+        except KafkaError as exc:
+            raise InfraError(f"publishing to {TOPIC_SUBMISSIONS} failed: {exc}") from exc
 
     async def submit(self, envelope: bytes) -> Receipt:
         """Publish one envelope; returns once the broker acknowledged it."""

@@ -1,0 +1,309 @@
+"""``ledger bench``: signed transfers through the whole running pipeline, measured.
+
+Steps, in order:
+  1. the demo ledger and funded load accounts (opened once, reused by later runs);
+  2. the ceiling: bare Ed25519 verifications per second on this machine, both cores;
+  3. pre-generate and sign every transfer (not measured; written to the data directory),
+     each created at its scheduled send time;
+  4. publish on schedule (or as fast as possible with rate 0);
+  5. wait until every transfer is sealed or refused and projected into PostgreSQL;
+  6. read the figures back from PostgreSQL: sealed per second, latency from created_at to
+     sealed and to visible in PostgreSQL, rejections, CPU seconds of every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
+from ledger.client.publisher import Publisher
+from ledger.errors import InfraError
+from ledger.local import process
+from ledger.local.stack import ROLES, kafka_cluster, postgres_cluster, worker_files
+from ledger.settings import Settings
+from ledger.signing import Signer, signature_ok
+from ledger.workload import transfers
+
+ceiling_measure_s = 2.0
+publish_tick_s = 0.01
+generation_rate_estimate_per_s = 12_000
+"""Used to schedule the first send after signing ends; a late start only delays, never skews."""
+
+drain_wait_s_min = 60.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    rate_per_s: int
+    duration_s: float
+    account_count: int
+    hot_account_count: int
+    hot_share: float
+    amount: int = 1
+
+
+def verify_ceiling_per_s(thread_count: int = os.cpu_count() or 1) -> float:
+    """Bare Ed25519 verifications per second with ``thread_count`` threads (the GIL is released)."""
+    signer = Signer.generate()
+    body = os.urandom(120)
+    signature = signer.sign_message(b"ledger.v1.tx\x00" + body)
+
+    def spin(deadline: float) -> int:
+        count = 0
+        while time.monotonic() < deadline:
+            for _ in range(100):
+                signature_ok(signer.public_key, signature, body)
+            count += 100
+        return count
+
+    deadline = time.monotonic() + ceiling_measure_s
+    with ThreadPoolExecutor(thread_count) as pool:
+        counts = list(pool.map(spin, [deadline] * thread_count))
+    return sum(counts) / ceiling_measure_s
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def process_cpu(settings: Settings) -> dict[str, float]:
+    """CPU seconds so far of each local process (PostgreSQL includes its live backends)."""
+    usage: dict[str, float] = {}
+    for role in ROLES:
+        pid = process.read_pid(worker_files(settings, role)[0])
+        if pid:
+            usage[role] = cpu_seconds(pid)
+    kafka_pid = kafka_cluster(settings).running().get(1)
+    if kafka_pid:
+        usage["kafka"] = cpu_seconds(kafka_pid)
+    postgres_pid = postgres_cluster(settings).pid()
+    if postgres_pid:
+        usage["postgres"] = cpu_seconds(postgres_pid) + sum(
+            map(cpu_seconds, children(postgres_pid))
+        )
+    usage["bench"] = cpu_seconds(os.getpid())
+    return usage
+
+
+def machine() -> str:
+    model = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
+    demo = await ensure_demo_ledger(settings)
+    accounts = await ensure_load_accounts(settings, demo, config.account_count)
+    ceiling = await asyncio.to_thread(verify_ceiling_per_s)
+    count = (
+        int(config.rate_per_s * config.duration_s)
+        if config.rate_per_s
+        else int(config.duration_s * 3000)
+    )
+    rate = config.rate_per_s or None
+    start_ms = int(time.time() * 1000) + int(1000 * count / generation_rate_estimate_per_s) + 1000
+    created = [start_ms + (int(index * 1000 / rate) if rate else 0) for index in range(count)]
+    envelopes = await asyncio.to_thread(
+        transfers,
+        accounts,
+        count,
+        config.amount,
+        created,
+        hot_account_count=config.hot_account_count,
+        hot_share=config.hot_share,
+        seed=start_ms,
+    )
+    spool = settings.data_dir / "bench" / f"run-{start_ms}.bin"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_bytes(b"".join(len(e).to_bytes(4, "big") + e for e in envelopes))
+    connection = await asyncpg.connect(settings.database_url, timeout=10)
+    try:
+        first_seq = await connection.fetchval(
+            "SELECT coalesce(max(seq) + 1, 0) FROM ledger.transactions WHERE ledger = $1",
+            demo.ledger,
+        )
+        cpu_before = process_cpu(settings)
+        await _publish(settings, envelopes, created, rate)
+        publish_end_ms = int(time.time() * 1000)
+        await _drain(
+            connection,
+            demo.ledger,
+            first_seq,
+            count,
+            start_ms,
+            max(drain_wait_s_min, config.duration_s * 3),
+        )
+        cpu_after = process_cpu(settings)
+        figures = await _figures(connection, demo.ledger, first_seq, start_ms)
+    finally:
+        await connection.close()
+    sealed_per_s = figures["sealed"] / max(0.001, (figures["last_sealed_ms"] - start_ms) / 1000)
+    return {
+        "sealed_tx_per_s": round(sealed_per_s, 1),
+        "offered_tx_per_s": config.rate_per_s
+        or round(count / max(0.001, (publish_end_ms - start_ms) / 1000), 1),
+        "transactions": count,
+        "sealed": figures["sealed"],
+        "rejected": figures["rejected"],
+        "latency_ms": figures["latency_ms"],
+        "visible_latency_ms": figures["visible_latency_ms"],
+        "verify_ceiling_per_s": round(ceiling, 1),
+        "ratio_to_ceiling": round(sealed_per_s / ceiling, 3) if ceiling else 0.0,
+        "cpu_seconds": {
+            name: round(cpu_after.get(name, 0.0) - before, 1) for name, before in cpu_before.items()
+        },
+        "duration_s": config.duration_s,
+        "accounts": config.account_count,
+        "machine": machine(),
+    }
+
+
+async def _publish(
+    settings: Settings, envelopes: list[bytes], created_ms: list[int], rate: int | None
+) -> None:
+    from ledger import codec
+
+    tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
+    async with Publisher(settings.kafka_bootstrap_servers, client_id="ledger-bench") as publisher:
+        pending: list[asyncio.Future[Any]] = []
+        index = 0
+        while index < len(envelopes):
+            now_ms = time.time() * 1000
+            if rate and created_ms[index] > now_ms:
+                await asyncio.sleep(min(publish_tick_s, (created_ms[index] - now_ms) / 1000))
+                continue
+            stop = len(envelopes) if not rate else index
+            while stop < len(envelopes) and created_ms[stop] <= now_ms:
+                stop += 1
+            for position in range(index, stop):
+                pending.append(await publisher.enqueue(envelopes[position], tx_ids[position]))
+            index = stop
+            if len(pending) > 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+
+
+async def _drain(
+    connection: asyncpg.Connection,
+    ledger: str,
+    first_seq: int,
+    count: int,
+    start_ms: int,
+    wait_s: float,
+) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        done = await connection.fetchval(
+            """SELECT (SELECT count(*) FROM ledger.transactions WHERE ledger = $1 AND seq >= $2)
+                    + (SELECT count(*) FROM ledger.rejections WHERE ledger = $1 AND rejected_at >= to_timestamp($3 / 1000.0))""",
+            ledger,
+            first_seq,
+            start_ms,
+        )
+        if done >= count:
+            return
+        if time.monotonic() > deadline:
+            raise InfraError(
+                f"only {done} of {count} transfers were sealed or refused within {wait_s:.0f} s"
+            )
+        await asyncio.sleep(0.5)
+
+
+async def _figures(
+    connection: asyncpg.Connection, ledger: str, first_seq: int, start_ms: int
+) -> dict[str, Any]:
+    row = await connection.fetchrow(
+        """
+        WITH ours AS (
+            SELECT extract(epoch FROM t.sealed_at - t.created_at) * 1000 AS sealed_ms,
+                   extract(epoch FROM b.projected_at - t.created_at) * 1000 AS visible_ms,
+                   t.sealed_at
+            FROM ledger.transactions t JOIN ledger.blocks b USING (ledger, height)
+            WHERE t.ledger = $1 AND t.seq >= $2 AND t.external_ref LIKE 'load-%'
+        )
+        SELECT count(*) AS sealed,
+               extract(epoch FROM max(sealed_at)) * 1000 AS last_sealed_ms,
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY sealed_ms) AS sealed_p,
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY visible_ms) AS visible_p
+        FROM ours
+        """,
+        ledger,
+        first_seq,
+    )
+    rejected = await connection.fetchval(
+        "SELECT count(*) FROM ledger.rejections WHERE ledger = $1 AND rejected_at >= to_timestamp($2 / 1000.0)",
+        ledger,
+        start_ms,
+    )
+
+    def percentiles(values: list[float] | None) -> dict[str, float]:
+        values = values or [0.0, 0.0, 0.0]
+        return {"p50": round(values[0], 1), "p95": round(values[1], 1), "p99": round(values[2], 1)}
+
+    return {
+        "sealed": row["sealed"],
+        "last_sealed_ms": float(row["last_sealed_ms"] or start_ms),
+        "latency_ms": percentiles(row["sealed_p"]),
+        "visible_latency_ms": percentiles(row["visible_p"]),
+        "rejected": rejected,
+    }
+
+
+def record(result: dict[str, Any], command: str, path: Path) -> None:
+    """Append one row to BENCHMARKS.md (created with its header when missing)."""
+    header = (
+        "| date (UTC) | machine | command | sealed tx/s | p50 / p99 sealed ms | p50 / p99 visible ms "
+        "| ceiling/s | ratio | rejected | CPU s (verify, sequence, project, kafka, postgres, bench) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    if not path.exists() or "| date (UTC) |" not in path.read_text():
+        with open(path, "a") as out:
+            out.write("\n## Runs\n\nEvery `ledger bench` run appends a row here.\n\n" + header)
+    cpu = result["cpu_seconds"]
+    cpu_text = ", ".join(
+        str(cpu.get(name, "-"))
+        for name in ("verify", "sequence", "project", "kafka", "postgres", "bench")
+    )
+    row = (
+        f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {result['machine']} | `{command}` "
+        f"| {result['sealed_tx_per_s']} | {result['latency_ms']['p50']} / {result['latency_ms']['p99']} "
+        f"| {result['visible_latency_ms']['p50']} / {result['visible_latency_ms']['p99']} "
+        f"| {result['verify_ceiling_per_s']} | {result['ratio_to_ceiling']} | {result['rejected']} | {cpu_text} |\n"
+    )
+    with open(path, "a") as out:
+        out.write(row)
