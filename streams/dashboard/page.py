@@ -1,0 +1,341 @@
+"""The dashboard page: one self-contained HTML document (inline CSS and JS, no external assets).
+
+It polls ``/api/status`` every second and keeps the last 5 minutes of throughput in the browser
+for the sparkline; the server keeps no history. Values from the server are inserted with
+``textContent`` only, never as HTML.
+"""
+
+from __future__ import annotations
+
+PAGE_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Ledger dashboard</title>
+<style>
+  :root {
+    --ink: #1c2430; --muted: #667085; --line: #e4e7ec; --panel: #ffffff; --page: #f4f6f8;
+    --ok: #12805c; --ok-bg: #e7f6ef; --bad: #c4320a; --bad-bg: #fdece7; --accent: #2f6fdf;
+  }
+  * { box-sizing: border-box; }
+  body { margin: 0; background: var(--page); color: var(--ink);
+         font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+  header { display: flex; align-items: center; gap: 16px; padding: 14px 24px;
+           background: var(--panel); border-bottom: 1px solid var(--line); }
+  header h1 { font-size: 17px; margin: 0; font-weight: 650; }
+  header .spacer { flex: 1; }
+  .pill { display: inline-flex; align-items: center; gap: 6px; padding: 3px 10px;
+          border-radius: 999px; background: var(--page); font-size: 13px; }
+  .dot { width: 9px; height: 9px; border-radius: 50%; background: var(--muted); }
+  .up .dot { background: var(--ok); }  .down .dot { background: var(--bad); }
+  .down { background: var(--bad-bg); color: var(--bad); }
+  #updated { color: var(--muted); font-size: 13px; min-width: 150px; text-align: right; }
+  #banner { display: none; margin: 16px 24px 0; padding: 10px 14px; border-radius: 8px;
+            background: var(--bad-bg); color: var(--bad); font-weight: 600; }
+  main { padding: 16px 24px 32px; display: grid; gap: 16px;
+         grid-template-columns: repeat(4, minmax(0, 1fr)); }
+  section { background: var(--panel); border: 1px solid var(--line); border-radius: 10px;
+            padding: 14px 16px; min-width: 0; }
+  section.wide { grid-column: span 4; }  section.half { grid-column: span 2; }
+  h2 { margin: 0 0 8px; font-size: 12px; letter-spacing: .06em; text-transform: uppercase;
+       color: var(--muted); font-weight: 600; }
+  .big { font-size: 30px; font-weight: 650; font-variant-numeric: tabular-nums; }
+  .unit { font-size: 15px; color: var(--muted); font-weight: 500; margin-left: 4px; }
+  .sub { color: var(--muted); font-variant-numeric: tabular-nums; }
+  .pair { display: flex; gap: 28px; }
+  .pair > div > .label { color: var(--muted); font-size: 12px; }
+  svg.spark { width: 100%; height: 56px; display: block; margin-top: 8px; }
+  svg.spark path.line { fill: none; stroke: var(--accent); stroke-width: 1.6; }
+  svg.spark path.area { fill: rgba(47, 111, 223, .10); stroke: none; }
+  #chain-card.ok { background: var(--ok-bg); border-color: #b7e4cf; }
+  #chain-card.bad { background: var(--bad-bg); border-color: #f5c2b3; }
+  #chain-card.ok .big { color: var(--ok); }  #chain-card.bad .big { color: var(--bad); }
+  .lags { display: grid; grid-template-columns: repeat(3, 1fr); gap: 12px; }
+  .lag { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+  .lag .name { font-weight: 600; }
+  table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+  th, td { text-align: right; padding: 6px 10px; border-bottom: 1px solid var(--line);
+           white-space: nowrap; }
+  th { color: var(--muted); font-weight: 600; font-size: 12px; }
+  th:first-child, td:first-child { text-align: left; }
+  tr:last-child td { border-bottom: none; }
+  td.na, span.na { color: var(--muted); }
+  .tag { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px;
+         font-weight: 600; }
+  .tag.ok { background: var(--ok-bg); color: var(--ok); }
+  .tag.bad { background: var(--bad-bg); color: var(--bad); }
+  .empty { color: var(--muted); padding: 6px 0; }
+  @media (max-width: 900px) {
+    main { grid-template-columns: 1fr 1fr; }
+    section.wide, section.half { grid-column: span 2; }
+  }
+</style>
+</head>
+<body>
+<header>
+  <h1>Ledger &middot; operations</h1>
+  <span class="spacer"></span>
+  <span class="pill" id="source-kafka"><span class="dot"></span>Kafka</span>
+  <span class="pill" id="source-postgres"><span class="dot"></span>PostgreSQL</span>
+  <span id="updated">connecting&hellip;</span>
+</header>
+<div id="banner"></div>
+<main>
+  <section>
+    <h2>Throughput</h2>
+    <div class="big"><span id="tps10">&mdash;</span><span class="unit">tx/s</span></div>
+    <div class="sub">last 10 s &middot; 60 s average <span id="tps60">&mdash;</span> tx/s</div>
+    <svg class="spark" id="spark" viewBox="0 0 300 56" preserveAspectRatio="none"
+         aria-label="throughput, last 5 minutes"><path class="area"/><path class="line"/></svg>
+    <div class="sub" id="spark-caption">last 5 min</div>
+  </section>
+  <section>
+    <h2>Confirmation latency</h2>
+    <div class="pair">
+      <div><div class="label">p50</div><div class="big" id="conf-p50">&mdash;</div></div>
+      <div><div class="label">p99</div><div class="big" id="conf-p99">&mdash;</div></div>
+    </div>
+    <div class="sub">created &rarr; sealed in a block</div>
+  </section>
+  <section>
+    <h2>Visibility latency</h2>
+    <div class="pair">
+      <div><div class="label">p50</div><div class="big" id="vis-p50">&mdash;</div></div>
+      <div><div class="label">p99</div><div class="big" id="vis-p99">&mdash;</div></div>
+    </div>
+    <div class="sub">created &rarr; queryable in PostgreSQL</div>
+  </section>
+  <section id="chain-card">
+    <h2>Chain</h2>
+    <div class="big" id="chain-state">&mdash;</div>
+    <div class="sub" id="chain-detail"></div>
+  </section>
+  <section class="wide">
+    <h2>Lag per stage</h2>
+    <div class="lags">
+      <div class="lag"><div class="name">verify</div>
+        <div class="big" id="lag-verify">&mdash;</div>
+        <div class="sub">submissions not yet verified (messages)</div></div>
+      <div class="lag"><div class="name">sequence</div>
+        <div class="big" id="lag-sequence">&mdash;</div>
+        <div class="sub">verified, not yet sealed in a block (messages)</div></div>
+      <div class="lag"><div class="name">project</div>
+        <div class="big" id="lag-project">&mdash;</div>
+        <div class="sub">sealed, not yet in PostgreSQL (blocks)</div></div>
+    </div>
+  </section>
+  <section class="wide">
+    <h2>Ledgers</h2>
+    <table>
+      <thead><tr>
+        <th>ledger</th><th>chain height</th><th>projected height</th><th>verified height</th>
+        <th>sealed tx</th><th>last block</th><th>tx/s (10 s)</th><th>confirm p99</th>
+        <th>sequence lag</th><th>project lag</th><th>chain</th>
+      </tr></thead>
+      <tbody id="ledgers"></tbody>
+    </table>
+  </section>
+  <section class="half">
+    <h2>Rejections by code</h2>
+    <table>
+      <thead><tr><th>code</th><th>stage</th><th>count</th></tr></thead>
+      <tbody id="rejections"></tbody>
+    </table>
+  </section>
+  <section class="half">
+    <h2>Sources</h2>
+    <table><tbody id="sources"></tbody></table>
+  </section>
+</main>
+<script>
+"use strict";
+const POLL_MS = 1000;
+const HISTORY_MS = 5 * 60 * 1000;
+const history = [];  // {t: ms, v: tx/s or null}, newest last
+
+const $ = (id) => document.getElementById(id);
+const number = new Intl.NumberFormat("en-US");
+const NA = "\\u2014";
+
+function integer(value) { return value === null || value === undefined ? NA : number.format(value); }
+function rate(value) {
+  if (value === null || value === undefined) return NA;
+  return value < 10 ? value.toFixed(1) : number.format(Math.round(value));
+}
+function seconds(value) {
+  if (value === null || value === undefined) return NA;
+  if (value < 1) return Math.round(value * 1000) + " ms";
+  if (value < 60) return value.toFixed(2) + " s";
+  return Math.round(value) + " s";
+}
+function age(value) {
+  if (value === null || value === undefined) return NA;
+  if (value < 60) return value.toFixed(1) + " s ago";
+  if (value < 3600) return Math.round(value / 60) + " min ago";
+  return Math.round(value / 3600) + " h ago";
+}
+function setText(id, text) {
+  const element = $(id);
+  element.textContent = text;
+  element.classList.toggle("na", text === NA);
+}
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (text === NA) td.className = "na";
+  if (className) td.className = className;
+  return td;
+}
+function tag(ok, text) {
+  const td = document.createElement("td");
+  const span = document.createElement("span");
+  span.className = "tag " + (ok ? "ok" : "bad");
+  span.textContent = text;
+  td.appendChild(span);
+  return td;
+}
+function replaceRows(tbody, rows, emptyText, columns) {
+  tbody.replaceChildren();
+  if (rows.length === 0) {
+    const tr = document.createElement("tr");
+    const td = cell(emptyText, "empty");
+    td.colSpan = columns;
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+    return;
+  }
+  for (const cells of rows) {
+    const tr = document.createElement("tr");
+    cells.forEach((td) => tr.appendChild(td));
+    tbody.appendChild(tr);
+  }
+}
+
+function renderSources(sources) {
+  const names = {kafka: "Kafka", postgres: "PostgreSQL"};
+  const rows = [];
+  for (const [key, state] of Object.entries(sources)) {
+    const pill = $("source-" + key);
+    if (pill) {
+      pill.classList.toggle("up", state.up);
+      pill.classList.toggle("down", !state.up);
+      pill.title = state.up ? "up" : "unavailable: " + (state.error || "");
+    }
+    rows.push([cell(names[key] || key), tag(state.up, state.up ? "up" : "down"),
+               cell(state.up ? "" : (state.error || ""))]);
+  }
+  replaceRows($("sources"), rows, "", 3);
+}
+
+function renderChain(chain, ledgers) {
+  const card = $("chain-card");
+  const known = ledgers.length > 0;
+  card.classList.toggle("ok", chain.ok && known);
+  card.classList.toggle("bad", !chain.ok);
+  if (!chain.ok) {
+    const first = chain.broken[0];
+    $("chain-state").textContent = "BROKEN";
+    $("chain-detail").textContent = first.ledger + " at height " + first.height + ": " + first.reason;
+    return;
+  }
+  $("chain-state").textContent = "OK";
+  $("chain-detail").textContent = ledgers.map((l) => l.chain_verified_height < 0
+    ? l.ledger + ": no block yet"
+    : l.ledger + ": every block verified up to height " + integer(l.chain_verified_height)
+  ).join(" \\u00b7 ");
+}
+
+function renderLedgers(ledgers) {
+  replaceRows($("ledgers"), ledgers.map((l) => [
+    cell(l.ledger), cell(integer(l.chain_height)), cell(integer(l.projected_height)),
+    cell(integer(l.chain_verified_height)), cell(integer(l.sealed_transactions)),
+    cell(age(l.last_block_age_s)), cell(rate(l.throughput_10s)),
+    cell(seconds(l.confirmation_p99_s)), cell(integer(l.sequence_lag_messages)),
+    cell(integer(l.project_lag_blocks)),
+    tag(l.chain_ok, l.chain_ok ? "ok" : "broken"),
+  ]), "no ledgers configured", 11);
+}
+
+function renderRejections(rejections) {
+  if (rejections === null) {
+    replaceRows($("rejections"), [], "unavailable (PostgreSQL is down)", 3);
+    return;
+  }
+  replaceRows($("rejections"), rejections.map((r) => [
+    cell(r.code), cell(r.stage), cell(integer(r.count)),
+  ]), "no rejections", 3);
+}
+
+function renderSparkline() {
+  const now = Date.now();
+  while (history.length && history[0].t < now - HISTORY_MS) history.shift();
+  const values = history.filter((p) => p.v !== null).map((p) => p.v);
+  const peak = Math.max(1, ...values);
+  const x = (t) => ((t - (now - HISTORY_MS)) / HISTORY_MS) * 300;
+  const y = (v) => 54 - (v / peak) * 50;
+  let line = "", area = "", open = false, startX = 0, lastX = 0;
+  for (const point of history) {
+    if (point.v === null) {
+      if (open) area += "L" + lastX.toFixed(1) + " 56L" + startX.toFixed(1) + " 56Z";
+      open = false;
+      continue;
+    }
+    const px = x(point.t), py = y(point.v);
+    if (!open) { line += "M"; area += "M" + px.toFixed(1) + " 56L"; startX = px; } else { line += "L"; area += "L"; }
+    line += px.toFixed(1) + " " + py.toFixed(1);
+    area += px.toFixed(1) + " " + py.toFixed(1);
+    open = true;
+    lastX = px;
+  }
+  if (open) area += "L" + lastX.toFixed(1) + " 56L" + startX.toFixed(1) + " 56Z";
+  $("spark").querySelector("path.line").setAttribute("d", line);
+  $("spark").querySelector("path.area").setAttribute("d", area);
+  $("spark-caption").textContent = values.length
+    ? "last 5 min \\u00b7 peak " + rate(Math.max(...values)) + " tx/s"
+    : "last 5 min \\u00b7 no data yet";
+}
+
+function render(status) {
+  history.push({t: Date.now(), v: status.throughput.tx_per_s_10s});
+  setText("tps10", rate(status.throughput.tx_per_s_10s));
+  setText("tps60", rate(status.throughput.tx_per_s_60s));
+  renderSparkline();
+  setText("conf-p50", seconds(status.latency.confirmation_s.p50));
+  setText("conf-p99", seconds(status.latency.confirmation_s.p99));
+  setText("vis-p50", seconds(status.latency.visibility_s.p50));
+  setText("vis-p99", seconds(status.latency.visibility_s.p99));
+  setText("lag-verify", integer(status.lag.verify_messages));
+  setText("lag-sequence", integer(status.lag.sequence_messages));
+  setText("lag-project", integer(status.lag.project_blocks));
+  renderSources(status.sources);
+  renderChain(status.chain, status.ledgers);
+  renderLedgers(status.ledgers);
+  renderRejections(status.rejections);
+  $("updated").textContent = "updated " + new Date(status.taken_at_ms).toLocaleTimeString();
+}
+
+function showBanner(text) {
+  const banner = $("banner");
+  banner.textContent = text;
+  banner.style.display = text ? "block" : "none";
+}
+
+async function poll() {
+  try {
+    const response = await fetch("/api/status", {cache: "no-store"});
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    render(await response.json());
+    showBanner("");
+  } catch (error) {
+    history.push({t: Date.now(), v: null});
+    showBanner("The dashboard server does not answer (" + error.message + "); figures below are stale.");
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+poll();
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,273 @@
+"""What the dashboard shows: facts gathered from each source, combined by one pure function.
+
+Each source (Kafka, PostgreSQL, the chain watcher) delivers its own facts on its own schedule;
+``build_snapshot`` combines the latest of them into a ``Snapshot`` that ``/metrics`` and
+``/api/status`` both render, so the page and Prometheus never disagree. A source that is down
+contributes no facts: every value it would have given is ``None`` ("unavailable"), never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SOURCES = ("kafka", "postgres")
+
+HEIGHT_NONE = -1
+"""Height of a chain without block 0, and tracked height of a ledger nothing was projected of."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """Whether the last attempt to gather from a source succeeded, and why not."""
+
+    up: bool
+    error: str | None
+    checked_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardTip:
+    """The newest committed block of one shard, and how far its input topic reaches (Kafka)."""
+
+    ledger: str
+    height: int
+    sealed_transactions: int
+    sealed_at_ms: int | None
+    source_offset_end: int
+    verified_end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaFacts:
+    tips: Mapping[str, ShardTip]
+    verify_lag_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecent:
+    """One ledger as PostgreSQL sees it: projection position, recent throughput and latency."""
+
+    projected_height: int
+    transactions_10s: int
+    transactions_60s: int
+    confirmation_p50_s: float | None = None
+    confirmation_p99_s: float | None = None
+    visibility_p50_s: float | None = None
+    visibility_p99_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresFacts:
+    ledgers: Mapping[str, LedgerRecent]
+    rejections: Mapping[tuple[str, str], int]
+    """Rejection count by (code, stage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """How far the chain watcher has verified one shard, or where the chain broke."""
+
+    verified_height: int
+    error_height: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    ledger: str
+    chain_height: int | None
+    sealed_transactions: int | None
+    last_block_age_s: float | None
+    sequence_lag_messages: int | None
+    projected_height: int | None
+    throughput_10s: float | None
+    throughput_60s: float | None
+    confirmation_p50_s: float | None
+    confirmation_p99_s: float | None
+    visibility_p50_s: float | None
+    visibility_p99_s: float | None
+    chain: ChainStatus
+
+    @property
+    def project_lag_blocks(self) -> int | None:
+        """Blocks sealed but not yet in PostgreSQL; negative means PostgreSQL holds another chain."""
+        if self.chain_height is None or self.projected_height is None:
+            return None
+        return self.chain_height - self.projected_height
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionCount:
+    code: str
+    stage: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at_ms: int
+    sources: Mapping[str, SourceState]
+    verify_lag_messages: int | None
+    ledgers: tuple[LedgerView, ...]
+    rejections: tuple[RejectionCount, ...] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``/api/status`` document: totals for the page's cards, then the detail."""
+        return {
+            "taken_at_ms": self.taken_at_ms,
+            "sources": {
+                name: {"up": state.up, "error": state.error, "checked_at_ms": state.checked_at_ms}
+                for name, state in self.sources.items()
+            },
+            "throughput": {
+                "tx_per_s_10s": _sum([view.throughput_10s for view in self.ledgers]),
+                "tx_per_s_60s": _sum([view.throughput_60s for view in self.ledgers]),
+            },
+            # Percentiles of different ledgers do not combine; the page shows the worst one.
+            "latency": {
+                "confirmation_s": {
+                    "p50": _max([view.confirmation_p50_s for view in self.ledgers]),
+                    "p99": _max([view.confirmation_p99_s for view in self.ledgers]),
+                },
+                "visibility_s": {
+                    "p50": _max([view.visibility_p50_s for view in self.ledgers]),
+                    "p99": _max([view.visibility_p99_s for view in self.ledgers]),
+                },
+            },
+            "lag": {
+                "verify_messages": self.verify_lag_messages,
+                "sequence_messages": _sum([view.sequence_lag_messages for view in self.ledgers]),
+                "project_blocks": _sum([view.project_lag_blocks for view in self.ledgers]),
+            },
+            "chain": {
+                "ok": all(view.chain.ok for view in self.ledgers),
+                "broken": [
+                    {
+                        "ledger": view.ledger,
+                        "height": view.chain.error_height,
+                        "reason": view.chain.error,
+                    }
+                    for view in self.ledgers
+                    if not view.chain.ok
+                ],
+            },
+            "ledgers": [_ledger_json(view) for view in self.ledgers],
+            "rejections": None
+            if self.rejections is None
+            else [
+                {"code": item.code, "stage": item.stage, "count": item.count}
+                for item in self.rejections
+            ],
+        }
+
+
+def build_snapshot(
+    shards: Sequence[str],
+    sources: Mapping[str, SourceState],
+    kafka: KafkaFacts | None,
+    postgres: PostgresFacts | None,
+    chains: Mapping[str, ChainStatus],
+    now_ms: int,
+) -> Snapshot:
+    """Combine the latest facts of every source; None facts mean that source is unavailable."""
+    views = tuple(
+        _ledger_view(
+            ledger,
+            None if kafka is None else kafka.tips.get(ledger),
+            None if postgres is None else postgres.ledgers.get(ledger),
+            chains.get(ledger, ChainStatus(HEIGHT_NONE)),
+            now_ms,
+            postgres_up=postgres is not None,
+        )
+        for ledger in shards
+    )
+    rejections = None
+    if postgres is not None:
+        rejections = tuple(
+            RejectionCount(code, stage, count)
+            for (code, stage), count in sorted(
+                postgres.rejections.items(), key=lambda item: (-item[1], item[0])
+            )
+        )
+    checked = [state.checked_at_ms for state in sources.values() if state.checked_at_ms is not None]
+    return Snapshot(
+        # The figures are as old as the oldest source's last read.
+        taken_at_ms=min(checked, default=now_ms),
+        sources=dict(sources),
+        verify_lag_messages=None if kafka is None else kafka.verify_lag_messages,
+        ledgers=views,
+        rejections=rejections,
+    )
+
+
+def _ledger_view(
+    ledger: str,
+    tip: ShardTip | None,
+    recent: LedgerRecent | None,
+    chain: ChainStatus,
+    now_ms: int,
+    *,
+    postgres_up: bool,
+) -> LedgerView:
+    if recent is None and postgres_up:
+        # PostgreSQL answered but has nothing of this ledger yet: that is zero, not unknown.
+        recent = LedgerRecent(projected_height=HEIGHT_NONE, transactions_10s=0, transactions_60s=0)
+    return LedgerView(
+        ledger=ledger,
+        # The watcher may have read a block newer than the tip of the last Kafka round.
+        chain_height=None if tip is None else max(tip.height, chain.verified_height),
+        sealed_transactions=None if tip is None else tip.sealed_transactions,
+        last_block_age_s=None
+        if tip is None or tip.sealed_at_ms is None
+        else max(0.0, (now_ms - tip.sealed_at_ms) / 1000),
+        sequence_lag_messages=None
+        if tip is None
+        else max(0, tip.verified_end_offset - tip.source_offset_end),
+        projected_height=None if recent is None else recent.projected_height,
+        throughput_10s=None if recent is None else recent.transactions_10s / 10,
+        throughput_60s=None if recent is None else recent.transactions_60s / 60,
+        confirmation_p50_s=None if recent is None else recent.confirmation_p50_s,
+        confirmation_p99_s=None if recent is None else recent.confirmation_p99_s,
+        visibility_p50_s=None if recent is None else recent.visibility_p50_s,
+        visibility_p99_s=None if recent is None else recent.visibility_p99_s,
+        chain=chain,
+    )
+
+
+def _ledger_json(view: LedgerView) -> dict[str, Any]:
+    return {
+        "ledger": view.ledger,
+        "chain_height": view.chain_height,
+        "projected_height": view.projected_height,
+        "chain_verified_height": view.chain.verified_height,
+        "sealed_transactions": view.sealed_transactions,
+        "last_block_age_s": view.last_block_age_s,
+        "throughput_10s": view.throughput_10s,
+        "throughput_60s": view.throughput_60s,
+        "confirmation_p50_s": view.confirmation_p50_s,
+        "confirmation_p99_s": view.confirmation_p99_s,
+        "visibility_p50_s": view.visibility_p50_s,
+        "visibility_p99_s": view.visibility_p99_s,
+        "sequence_lag_messages": view.sequence_lag_messages,
+        "project_lag_blocks": view.project_lag_blocks,
+        "chain_ok": view.chain.ok,
+        "chain_error": view.chain.error,
+    }
+
+
+def _sum(values: Sequence[float | None]) -> float | None:
+    """The total, or None when any part is unknown (a partial sum would mislead)."""
+    if any(value is None for value in values):
+        return None
+    return sum(value for value in values if value is not None)
+
+
+def _max(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
