@@ -1,0 +1,293 @@
+"""``ledger verify-chain``, ``ledger proof`` and ``ledger verify-proof``: is the ledger intact?
+
+verify-chain and proof read the block stream with ``BlockReader``, which verifies every block
+before it is used. verify-proof needs no service at all: a proof file and the sealer's public
+key are enough, so an auditor can check it anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ledger import signing
+from ledger.cli import cli
+from ledger.errors import ChainError, ConfigError, LedgerError, ProofError
+from ledger.settings import TOPIC_BLOCKS, Settings
+
+DEFAULT_LEDGER = "main"
+
+proof_file_bytes_max = 1024 * 1024
+"""A proof is an envelope, two headers and two O(log n) paths: a few KiB. Refuse absurd files."""
+
+
+# ---- shared by the commands of this module and of ``ledger submit`` -------------------------
+
+
+def quiet_kafka_logs() -> None:
+    """aiokafka logs connection failures itself; the CLI reports them once, in its own line."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def parse_hex(value: str, size_bytes: int, what: str) -> bytes:
+    """``value`` as exactly ``size_bytes`` bytes of hex (either case); click error otherwise."""
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise click.BadParameter(f"{what} must be hex, got {value!r}") from None
+    if len(data) != size_bytes or len(value) != 2 * size_bytes:
+        raise click.BadParameter(f"{what} must be {2 * size_bytes} hex digits, got {len(value)}")
+    return data
+
+
+def hex_option_callback(size_bytes: int, what: str) -> Callable[..., bytes | None]:
+    def callback(context: click.Context, parameter: click.Parameter, value: str | None) -> Any:
+        return None if value is None else parse_hex(value, size_bytes, what)
+
+    return callback
+
+
+def ledger_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--ledger", default=DEFAULT_LEDGER, show_default=True, help="Ledger (shard) name."
+    )(function)
+
+
+def _stream_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--ledger, --sealer-key, and the hidden --topic/--partition (tests, forensic copies)."""
+    options = [
+        ledger_option,
+        click.option(
+            "--sealer-key",
+            callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
+            help="Trusted sealer public key (64 hex digits): blocks sealed by another key fail.",
+        ),
+        click.option("--topic", default=TOPIC_BLOCKS, hidden=True),
+        click.option("--partition", type=click.IntRange(min=0), default=None, hidden=True),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _partition(settings: Settings, ledger: str, partition: int | None) -> int:
+    if partition is not None:
+        return partition
+    found = settings.shard_partition(ledger)
+    if found is None:
+        raise ConfigError(
+            f"ledger {ledger!r} is not in LEDGER_SHARDS ({', '.join(settings.shards)})"
+        )
+    return found
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# ---- verify-chain ----------------------------------------------------------------------------
+
+
+@dataclass
+class ChainReport:
+    ledger: str
+    block_count: int = 0
+    tx_count: int = 0
+    head_hash: bytes | None = None
+    sealer_key: bytes | None = None
+    failure: ChainError | None = None
+
+    @property
+    def height(self) -> int:
+        """The last verified height; -1 when none verified."""
+        return self.block_count - 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ledger": self.ledger,
+            "ok": self.failure is None,
+            "height": self.height,
+            "block_count": self.block_count,
+            "tx_count": self.tx_count,
+            "head_hash": None if self.head_hash is None else self.head_hash.hex(),
+            "sealer_key_id": None if self.sealer_key is None else signing.key_id(self.sealer_key),
+            "failure": None
+            if self.failure is None
+            else {"height": self.failure.height, "reason": _one_line(self.failure.reason)},
+        }
+
+
+async def _scan_chain(
+    settings: Settings, ledger: str, partition: int, topic: str, sealer_key: bytes | None
+) -> ChainReport:
+    from ledger.client.reader import BlockReader
+
+    report = ChainReport(ledger)
+    try:
+        async with BlockReader(
+            settings.kafka_bootstrap_servers,
+            ledger,
+            partition=partition,
+            topic=topic,
+            trusted_sealer_key=sealer_key,
+            client_id="ledger-verify-chain",
+        ) as reader:
+            async for item in reader:
+                report.block_count += 1
+                report.tx_count += item.block.header.tx_count
+                report.head_hash = item.block_hash
+                report.sealer_key = item.block.header.sealer_key
+    except ChainError as exc:
+        report.failure = exc
+    if report.failure is None and report.block_count == 0:
+        report.failure = ChainError(0, f"ledger {ledger!r} has no blocks (not initialised yet?)")
+    return report
+
+
+@cli.command("verify-chain")
+@_stream_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify_chain(
+    ledger: str, sealer_key: bytes | None, topic: str, partition: int | None, as_json: bool
+) -> None:
+    """Read the whole chain from Kafka and verify every block (exit 1 at the first failure).
+
+    Checks each block's seal (and, with --sealer-key, that the trusted key sealed it), its link
+    to the previous block, tx_root, blocks_root, heights and seq numbering.
+    """
+    quiet_kafka_logs()
+    settings = Settings.from_env()
+    report = asyncio.run(
+        _scan_chain(settings, ledger, _partition(settings, ledger, partition), topic, sealer_key)
+    )
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+    if report.failure is not None:
+        verified = (
+            f"blocks 0..{report.height} verified" if report.height >= 0 else "no block verified"
+        )
+        raise ChainError(
+            report.failure.height,
+            f"{_one_line(report.failure.reason)} ({verified}, {report.tx_count} transactions)",
+        )
+    if not as_json:
+        assert report.head_hash is not None and report.sealer_key is not None
+        click.echo(
+            f"ledger {ledger}: chain verified, blocks 0..{report.height} "
+            f"({report.block_count} blocks, {report.tx_count} transactions), "
+            f"head {report.head_hash.hex()}, sealer {signing.key_id(report.sealer_key)}"
+        )
+
+
+# ---- proof -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("tx_id_hex", metavar="TX_ID_HEX")
+@_stream_options
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the proof here instead of printing it.",
+)
+def proof(
+    tx_id_hex: str,
+    ledger: str,
+    sealer_key: bytes | None,
+    topic: str,
+    partition: int | None,
+    out_path: Path | None,
+) -> None:
+    """Prove that transaction TX_ID_HEX is in the ledger: self-contained JSON.
+
+    Finds the transaction's block, anchors the proof in the newest block (whose blocks_root
+    covers all earlier ones) and prints it or writes it to --out. A transaction in the newest
+    block has no proof until one more block is sealed.
+    """
+    from ledger.client.proof_source import prove_transaction
+
+    tx_id = parse_hex(tx_id_hex, signing.tx_id_bytes, "TX_ID_HEX")
+    quiet_kafka_logs()
+    settings = Settings.from_env()
+    document = asyncio.run(
+        prove_transaction(
+            settings.kafka_bootstrap_servers,
+            ledger,
+            tx_id,
+            partition=_partition(settings, ledger, partition),
+            topic=topic,
+            trusted_sealer_key=sealer_key,
+        )
+    )
+    text = json.dumps(document, indent=2) + "\n"
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out_path.write_text(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out_path}: {exc.strerror}") from exc
+    click.echo(
+        f"proof of tx {tx_id.hex()} (block {document['block']['height']}, seq {document['seq']}) "
+        f"anchored at block {document['anchor']['height']} written to {out_path}"
+    )
+
+
+# ---- verify-proof ----------------------------------------------------------------------------
+
+
+def _load_proof(path: Path) -> object:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(proof_file_bytes_max + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(raw) > proof_file_bytes_max:
+        raise ProofError(f"{path} is larger than {proof_file_bytes_max} bytes: not a proof")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ProofError(f"{path} is not JSON: {_one_line(exc)}") from exc
+
+
+@cli.command("verify-proof")
+@click.argument("proof_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sealer-key",
+    required=True,
+    callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
+    help="The ledger's sealer public key (64 hex digits), obtained from a source you trust.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify_proof_command(proof_path: Path, sealer_key: bytes, as_json: bool) -> None:
+    """Check a proof file offline: exit 0 only if it holds, else 1 naming what failed.
+
+    Needs no Kafka, no database, no network: the envelope's signature, its path to its block's
+    tx_root, the block's path to the anchor's blocks_root, and both seals by --sealer-key.
+    """
+    from ledger.proofs import verify_proof
+
+    try:
+        summary = verify_proof(_load_proof(proof_path), sealer_key)
+    except LedgerError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": _one_line(exc)}))
+        if isinstance(exc, ConfigError):
+            raise
+        raise ProofError(f"proof does not hold: {_one_line(exc)}") from exc
+    if as_json:
+        click.echo(json.dumps({"ok": True, **summary}))
+        return
+    click.echo(
+        f"proof holds: tx {summary['tx_id']} ({summary['kind']}, seq {summary['seq']}) "
+        f"in block {summary['height']} of ledger {summary['ledger']}, anchored at block "
+        f"{summary['anchor_height']}, sealer {summary['sealer_key_id']}"
+    )

@@ -1,0 +1,37 @@
+"""Running the ``ledger`` command as users do: a subprocess, with its exit code and two streams."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ledger.settings import REPO_ROOT
+
+LEDGER_COMMAND = (sys.executable, "-m", "ledger")
+
+command_timeout_s = 120.0
+"""Longer than any bounded wait inside the CLI, so a hang shows up as the CLI's own error."""
+
+
+def run_ledger(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = command_timeout_s
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ledger ARGS`` with this process's environment plus ``env``."""
+    return subprocess.run(
+        [*LEDGER_COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, **(env or {})},
+        cwd=REPO_ROOT,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
+    """The CLI failed with ``exit_code`` and said why in exactly one line, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == exit_code, (result.returncode, result.stdout, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("ledger: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
