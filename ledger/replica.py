@@ -18,7 +18,7 @@ from ledger.state import Accepted, Effect, State, apply, begin_block, decide
 
 def tx_from_envelope(envelope_bytes: bytes) -> Tx:
     """The transaction in a verified envelope (its signature is not checked again here)."""
-    envelope, body = codec.decode_submission(envelope_bytes)
+    envelope, body = codec.decode_submission(envelope_bytes, checked=True)
     return Tx(
         body=body,
         public_key=envelope.public_key,

@@ -57,6 +57,7 @@ class Settings:
     kafka_libs_dir: Path
     sealer_key_file: Path
     sealer_passphrase: bytes
+    verify_workers: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +86,7 @@ class Settings:
                 os.environ.get("LEDGER_SEALER_KEY_FILE", str(data_dir / "keys" / "sealer.key"))
             ),
             # The local stack's default only; production sets its own (README, "Keys").
+            verify_workers=_int("LEDGER_VERIFY_WORKERS", 2, 1, 64),
             sealer_passphrase=os.environ.get("LEDGER_SEALER_PASSPHRASE", "local-dev-sealer").encode(),
         )
 

@@ -27,8 +27,7 @@ import asyncpg
 from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
 from ledger.client.publisher import Publisher
 from ledger.errors import InfraError
-from ledger.local import process
-from ledger.local.stack import ROLES, kafka_cluster, postgres_cluster, worker_files
+from ledger.local.stack import kafka_cluster, postgres_cluster, running_workers
 from ledger.settings import Settings
 from ledger.signing import Signer, signature_ok
 from ledger.workload import transfers
@@ -96,10 +95,9 @@ def children(pid: int) -> list[int]:
 def process_cpu(settings: Settings) -> dict[str, float]:
     """CPU seconds so far of each local process (PostgreSQL includes its live backends)."""
     usage: dict[str, float] = {}
-    for role in ROLES:
-        pid = process.read_pid(worker_files(settings, role)[0])
-        if pid:
-            usage[role] = cpu_seconds(pid)
+    for name, pid in running_workers(settings).items():
+        role = name.split("-")[0]
+        usage[role] = usage.get(role, 0.0) + cpu_seconds(pid)
     kafka_pid = kafka_cluster(settings).running().get(1)
     if kafka_pid:
         usage["kafka"] = cpu_seconds(kafka_pid)

@@ -6,7 +6,8 @@ Order of ``up`` (each step is a no-op when already done):
   3. PostgreSQL (when LEDGER_DATABASE_URL is not set), then wait for connections;
   4. the database migrations;
   5. the local sealer key, when its file does not exist yet (local development only);
-  6. one worker process per pipeline role (verify, sequence, project).
+  6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one faust consumer group that
+     shares the submission partitions), one sequencer, one projector.
 ``down`` stops in the reverse order, by pid files only.
 """
 
@@ -32,7 +33,15 @@ external_wait_s = 15.0
 worker_start_wait_s = 5.0
 """A worker that dies this soon after start has a configuration problem worth reporting."""
 
-ROLES = ("verify", "sequence", "project")
+def worker_commands(settings: Settings) -> dict[str, list[str]]:
+    """Worker name -> command line, in start order."""
+    commands = {
+        f"verify-{index}": [sys.executable, "-m", "streams.worker", "verify"]
+        for index in range(1, settings.verify_workers + 1)
+    }
+    commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
+    commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
+    return commands
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,9 @@ def up(settings: Settings) -> list[str]:
     started.extend(f"migration {name}" for name in asyncio.run(migrate(settings.database_url)))
     if ensure_sealer_key(settings):
         started.append(f"sealer key {settings.sealer_key_file}")
-    for role in ROLES:
-        if start_worker(settings, role):
-            started.append(f"{role} worker")
+    for name, command in worker_commands(settings).items():
+        if start_worker(settings, name, command):
+            started.append(f"{name} worker")
     return started
 
 
@@ -97,33 +106,44 @@ def ensure_sealer_key(settings: Settings) -> bool:
     return True
 
 
-def worker_files(settings: Settings, role: str) -> tuple[Path, Path]:
+def worker_files(settings: Settings, name: str) -> tuple[Path, Path]:
     directory = settings.data_dir / "workers"
-    return directory / f"{role}.pid", directory / f"{role}.log"
+    return directory / f"{name}.pid", directory / f"{name}.log"
 
 
-def start_worker(settings: Settings, role: str) -> bool:
-    """Start the faust worker of one role unless it runs; False when it already ran."""
-    pid_file, log_file = worker_files(settings, role)
+def running_workers(settings: Settings) -> dict[str, int]:
+    """Every worker whose pid file names a live process, whatever the settings say now."""
+    found = {}
+    for pid_file in sorted((settings.data_dir / "workers").glob("*.pid")):
+        pid = process.read_pid(pid_file)
+        if pid is not None:
+            found[pid_file.stem] = pid
+    return found
+
+
+def start_worker(settings: Settings, name: str, command: list[str]) -> bool:
+    """Start one worker unless it runs; False when it already ran."""
+    pid_file, log_file = worker_files(settings, name)
     if process.read_pid(pid_file) is not None:
         return False
-    command = [sys.executable, "-m", "streams.worker", role]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     pid = process.start(command, pid_file, log_file, env=env, cwd=REPO_ROOT)
     if process.wait_until(lambda: not process.pid_alive(pid), worker_start_wait_s):
         pid_file.unlink(missing_ok=True)
         raise InfraError(
-            f"the {role} worker exited at start: {process.log_tail(log_file, 3)} (log: {log_file})"
+            f"the {name} worker exited at start: {process.log_tail(log_file, 3)} (log: {log_file})"
         )
     return True
 
 
-def stop_worker(settings: Settings, role: str) -> bool:
-    return process.stop(worker_files(settings, role)[0])
+def stop_worker(settings: Settings, name: str) -> bool:
+    return process.stop(worker_files(settings, name)[0])
 
 
 def down(settings: Settings) -> list[str]:
-    stopped = [f"{role} worker" for role in reversed(ROLES) if stop_worker(settings, role)]
+    stopped = [
+        f"{name} worker" for name in reversed(running_workers(settings)) if stop_worker(settings, name)
+    ]
     if settings.local_postgres and postgres_cluster(settings).down():
         stopped.append("postgres")
     if settings.local_kafka and kafka_cluster(settings).down():
@@ -151,10 +171,11 @@ def status(settings: Settings) -> list[ComponentStatus]:
         )
     else:
         components.append(ComponentStatus("postgres", True, None, "LEDGER_DATABASE_URL", False))
-    for role in ROLES:
-        pid_file, log_file = worker_files(settings, role)
-        worker_pid = process.read_pid(pid_file)
+    running = running_workers(settings)
+    for name in {**worker_commands(settings), **running}:
+        worker_pid = running.get(name)
+        log_file = worker_files(settings, name)[1]
         components.append(
-            ComponentStatus(role, worker_pid is not None, worker_pid, str(log_file), True)
+            ComponentStatus(name, worker_pid is not None, worker_pid, str(log_file), True)
         )
     return components

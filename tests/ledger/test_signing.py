@@ -126,10 +126,10 @@ def test_malformed_keys_and_signatures_fail_without_raising(
 
 def test_public_key_cache_is_bounded() -> None:
     """Loaded public keys are cached, at most public_key_cache_max_count of them."""
-    signing._public_key.cache_clear()
+    signing._verify_key.cache_clear()
     for _ in range(3):
         assert signing.signature_ok(*_signed_triple())
-    info = signing._public_key.cache_info()
+    info = signing._verify_key.cache_info()
     assert info.maxsize == signing.public_key_cache_max_count
     assert info.currsize <= signing.public_key_cache_max_count
 
