@@ -14,8 +14,8 @@ What a reconciliation job holds in its hands. For one ledger (one partition of
   4. stops at the partition's end as it was when reading started (``follow=False``), or keeps
      waiting for new blocks (``follow=True``, optionally giving up after ``idle_timeout_s``).
 
-Blocks below ``from_height`` are verified (the chain has to be replayed to check what follows)
-but not yielded. Every wait is bounded: connecting, each fetch, and any read that should make
+Blocks below ``from_height`` (default: the first block read) are verified (the chain has to be
+replayed to check what follows) but not yielded. Every wait is bounded: connecting, each fetch, and any read that should make
 progress towards a known end but stalls (``InfraError``).
 """
 
@@ -86,7 +86,7 @@ class BlockReader:
         topic: str = TOPIC_BLOCKS,
         checkpoint: ChainCheckpoint | None = None,
         start_offset: int | None = None,
-        from_height: int = 0,
+        from_height: int | None = None,
         trusted_sealer_key: bytes | None = None,
         follow: bool = False,
         idle_timeout_s: float | None = None,
@@ -99,6 +99,7 @@ class BlockReader:
         if start_offset is not None and start_offset < 0:
             raise ValueError("start_offset cannot be negative")
         first_height = 0 if checkpoint is None else checkpoint.next_height
+        from_height = first_height if from_height is None else from_height
         if from_height < first_height:
             raise ValueError(
                 f"from_height {from_height} is before the checkpoint's next height {first_height}"
