@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ledger import codec
-from ledger.errors import LedgerError
+from ledger.errors import DecodeError, LedgerError
 from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from streams.blockstream import blocks_consumer
 from streams.dashboard import queries
@@ -117,6 +117,8 @@ class KafkaSource:
         tips = {}
         for index, ledger in enumerate(self.settings.shards):
             tip = await self._tip(consumer, blocks[index], end[blocks[index]], ledger)
+            if tip is None:
+                continue
             tips[ledger] = ShardTip(
                 ledger=ledger,
                 height=tip.height,
@@ -141,15 +143,22 @@ class KafkaSource:
             self.consumer, self.admin = consumer, admin
             await consumer.start()
             await admin.start()
-            consumer.assign(
-                [TopicPartition(TOPIC_BLOCKS, index) for index in range(len(self.settings.shards))]
-            )
+            blocks = [
+                TopicPartition(TOPIC_BLOCKS, index) for index in range(len(self.settings.shards))
+            ]
+            consumer.assign(blocks)
+            # Paused between reads, so the consumer does not prefetch blocks nobody asked for.
+            consumer.pause(*blocks)
         return self.consumer, self.admin
 
     async def _tip(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, end: int, ledger: str
-    ) -> ShardTip:
-        """The newest committed block below ``end``; read again only when ``end`` moved."""
+    ) -> ShardTip | None:
+        """The newest committed block below ``end``; read again only when ``end`` moved.
+
+        None when that block does not decode: the chain watcher reports the broken chain, and
+        the other figures from Kafka stay available.
+        """
         cached = self.tips.get(partition.partition)
         if cached is not None and cached[0] == end:
             return cached[1]
@@ -157,7 +166,11 @@ class KafkaSource:
         if value is None:
             tip = ShardTip(ledger, HEIGHT_NONE, 0, None, 0, 0)
         else:
-            header = codec.decode_block(value).header
+            try:
+                header = codec.decode_block(value).header
+            except DecodeError as exc:
+                log.error("the newest block of %s does not decode: %s", partition, exc)
+                return None
             tip = ShardTip(
                 ledger=ledger,
                 height=header.height,
@@ -177,6 +190,15 @@ class KafkaSource:
         The read_committed consumer skips commit markers and aborted blocks, so what it returns
         last is the newest committed block. The caller's timeout bounds the whole search.
         """
+        consumer.resume(partition)
+        try:
+            return await self._search_back(consumer, partition, end)
+        finally:
+            consumer.pause(partition)
+
+    async def _search_back(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, end: int
+    ) -> bytes | None:
         lookback = tail_lookback_min_count
         while True:
             start = max(0, end - lookback)

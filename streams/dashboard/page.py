@@ -58,9 +58,10 @@ PAGE_HTML = """<!doctype html>
   th, td { text-align: right; padding: 6px 10px; border-bottom: 1px solid var(--line);
            white-space: nowrap; }
   th { color: var(--muted); font-weight: 600; font-size: 12px; }
-  th:first-child, td:first-child { text-align: left; }
+  th:first-child, td:first-child, th.text, td.text { text-align: left; }
   tr:last-child td { border-bottom: none; }
   td.na, span.na { color: var(--muted); }
+  td.detail { width: 100%; white-space: normal; color: var(--bad); }
   .tag { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px;
          font-weight: 600; }
   .tag.ok { background: var(--ok-bg); color: var(--ok); }
@@ -139,7 +140,7 @@ PAGE_HTML = """<!doctype html>
   <section class="half">
     <h2>Rejections by code</h2>
     <table>
-      <thead><tr><th>code</th><th>stage</th><th>count</th></tr></thead>
+      <thead><tr><th>code</th><th class="text">stage</th><th>count</th></tr></thead>
       <tbody id="rejections"></tbody>
     </table>
   </section>
@@ -222,8 +223,10 @@ function renderSources(sources) {
       pill.classList.toggle("down", !state.up);
       pill.title = state.up ? "up" : "unavailable: " + (state.error || "");
     }
-    rows.push([cell(names[key] || key), tag(state.up, state.up ? "up" : "down"),
-               cell(state.up ? "" : (state.error || ""))]);
+    const stateCell = tag(state.up, state.up ? "up" : "down");
+    stateCell.className = "text";
+    rows.push([cell(names[key] || key), stateCell,
+               cell(state.up ? "" : (state.error || ""), "text detail")]);
   }
   replaceRows($("sources"), rows, "", 3);
 }
@@ -263,7 +266,7 @@ function renderRejections(rejections) {
     return;
   }
   replaceRows($("rejections"), rejections.map((r) => [
-    cell(r.code), cell(r.stage), cell(integer(r.count)),
+    cell(r.code), cell(r.stage, "text"), cell(integer(r.count)),
   ]), "no rejections", 3);
 }
 
