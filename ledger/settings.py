@@ -33,11 +33,13 @@ def _int(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) ->
     return value
 
 
-def _shards() -> tuple[str, ...]:
-    raw = os.environ.get("LEDGER_SHARDS", "main")
+def _names(variable: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
     names = tuple(name.strip() for name in raw.split(",") if name.strip())
     if not names or len(set(names)) != len(names):
-        raise ConfigError(f"LEDGER_SHARDS={raw!r} must be distinct comma-separated ledger names")
+        raise ConfigError(f"{variable}={raw!r} must be distinct comma-separated ledger names")
     return names
 
 
@@ -58,9 +60,11 @@ class Settings:
     sealer_key_file: Path
     sealer_passphrase: bytes
     verify_workers: int
+    sequencer_shards: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
+        shards = _names("LEDGER_SHARDS", ("main",))
         data_dir = Path(os.environ.get("LEDGER_DATA_DIR", str(REPO_ROOT / ".data"))).resolve()
         kafka_port = _int("LEDGER_KAFKA_PORT", 19092, 1024, 65534)
         postgres_port = _int("LEDGER_POSTGRES_PORT", 15432, 1024, 65535)
@@ -75,7 +79,7 @@ class Settings:
             postgres_port=postgres_port,
             kafka_bootstrap_servers=bootstrap,
             database_url=database_url,
-            shards=_shards(),
+            shards=shards,
             submission_partitions=_int("LEDGER_SUBMISSION_PARTITIONS", 4, 1, 1024),
             dashboard_port=_int("LEDGER_DASHBOARD_PORT", 8088, 1024, 65535),
             kafka_heap_mb=_int("LEDGER_KAFKA_HEAP_MB", 768, 256, 65536),
@@ -87,7 +91,10 @@ class Settings:
             ),
             # The local stack's default only; production sets its own (README, "Keys").
             verify_workers=_int("LEDGER_VERIFY_WORKERS", 2, 1, 64),
-            sealer_passphrase=os.environ.get("LEDGER_SEALER_PASSPHRASE", "local-dev-sealer").encode(),
+            sequencer_shards=_names("LEDGER_SEQUENCER_SHARDS", shards),
+            sealer_passphrase=os.environ.get(
+                "LEDGER_SEALER_PASSPHRASE", "local-dev-sealer"
+            ).encode(),
         )
 
     @property

@@ -40,6 +40,9 @@ app = faust.App(
     topic_disable_leader=True,
     topic_allow_declare=False,
     consumer_auto_offset_reset="earliest",
+    # A killed worker's partitions wait for its session to expire: keep that short.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     broker_commit_every=10_000,
     broker_commit_interval=1.0,
     stream_buffer_maxsize=8_192,

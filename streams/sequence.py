@@ -22,15 +22,16 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ledger import codec, limits
 from ledger.blocks import build_block
-from ledger.errors import DecodeError, LedgerError
+from ledger.errors import ConfigError, DecodeError, LedgerError
 from ledger.model import RejectionRecord
 from ledger.rejections import RejectionCode, Stage
 from ledger.replica import Replica, tx_from_envelope
@@ -264,32 +265,29 @@ class ShardSequencer:
             self.producer = None
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, sequencer: Sequencer) -> None:
-        self.sequencer = sequencer
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        for topic_partition in revoked:
-            shard = self.sequencer.shards.pop(topic_partition.partition, None)
-            if shard is not None:
-                await shard.stop()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        for topic_partition in assigned:
-            self.sequencer.assign(topic_partition.partition)
-
-
 class Sequencer:
-    """Every shard this process is assigned, fed from one consumer of ``ledger.verified``."""
+    """The shards this process sequences, fed from one consumer of ``ledger.verified``.
 
-    def __init__(self, settings: Settings, signer: Signer) -> None:
+    Partitions are assigned by configuration (``LEDGER_SEQUENCER_SHARDS``, default all), not
+    by a consumer group: a sequencer started for a shard takes it over at once by fencing the
+    previous writer through the shared ``transactional_id``, whether that writer is dead (a
+    restart after a crash) or alive (a zombie, which then stops at its next commit). No group
+    session has to time out first.
+    """
+
+    def __init__(self, settings: Settings, signer: Signer, ledgers: Sequence[str]) -> None:
         self.settings = settings
         self.signer = signer
         self.shards: dict[int, ShardSequencer] = {}
+        for ledger in ledgers:
+            partition = settings.shard_partition(ledger)
+            if partition is None:
+                raise ConfigError(f"ledger {ledger!r} is not in LEDGER_SHARDS")
+            self.shards[partition] = ShardSequencer(settings, ledger, partition, signer)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="ledger-sequencer",
-            group_id="ledger-sequence",
+            group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -297,20 +295,11 @@ class Sequencer:
             max_partition_fetch_bytes=limits.message_bytes_max,
         )
 
-    def assign(self, partition: int) -> None:
-        if partition >= len(self.settings.shards):
-            log.warning(
-                "%s[%d] has no shard in LEDGER_SHARDS; ignoring it", TOPIC_VERIFIED, partition
-            )
-            return
-        self.shards[partition] = ShardSequencer(
-            self.settings, self.settings.shards[partition], partition, self.signer
-        )
-        self.consumer.pause(TopicPartition(TOPIC_VERIFIED, partition))
-
     async def run(self) -> None:
-        self.consumer.subscribe([TOPIC_VERIFIED], listener=_Rebalance(self))
         await self.consumer.start()
+        partitions = [TopicPartition(TOPIC_VERIFIED, partition) for partition in self.shards]
+        self.consumer.assign(partitions)
+        self.consumer.pause(*partitions)
         try:
             while True:
                 await self._start_waiting_shards()
@@ -364,7 +353,7 @@ def load_sealer(settings: Settings) -> Signer:
 async def run_forever(settings: Settings) -> None:
     """Run the sequencer until the process ends; a failure ends the process (restart = recover)."""
     try:
-        await Sequencer(settings, load_sealer(settings)).run()
+        await Sequencer(settings, load_sealer(settings), settings.sequencer_shards).run()
     except asyncio.CancelledError:
         raise
     except LedgerError as exc:
