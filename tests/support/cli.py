@@ -17,9 +17,10 @@ command_timeout_s = 120.0
 def run_ledger(
     *args: str, env: dict[str, str] | None = None, timeout_s: float = command_timeout_s
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m ledger ARGS`` with this process's environment plus ``env``."""
+    """``python -m ledger ARGS`` with this process's environment plus ``env``; no terminal."""
     return subprocess.run(
         [*LEDGER_COMMAND, *args],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -35,3 +36,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], exit_code: i
     assert len(lines) == 1 and lines[0].startswith("ledger: "), result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+def unreachable_services_env() -> dict[str, str]:
+    """Kafka and PostgreSQL addresses where nothing listens (port 1 refuses at once)."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "LEDGER_DATABASE_URL": "postgresql://nobody:nothing@127.0.0.1:1/nothing",
+    }
