@@ -40,10 +40,12 @@ PAGE_HTML = """<!doctype html>
   section.wide { grid-column: span 4; }  section.half { grid-column: span 2; }
   h2 { margin: 0 0 8px; font-size: 12px; letter-spacing: .06em; text-transform: uppercase;
        color: var(--muted); font-weight: 600; }
-  .big { font-size: 30px; font-weight: 650; font-variant-numeric: tabular-nums; }
+  .big { font-size: 30px; font-weight: 650; font-variant-numeric: tabular-nums;
+         white-space: nowrap; }
+  .pair .big { font-size: 26px; }
   .unit { font-size: 15px; color: var(--muted); font-weight: 500; margin-left: 4px; }
   .sub { color: var(--muted); font-variant-numeric: tabular-nums; }
-  .pair { display: flex; gap: 28px; }
+  .pair { display: flex; gap: 24px; flex-wrap: wrap; }
   .pair > div > .label { color: var(--muted); font-size: 12px; }
   svg.spark { width: 100%; height: 56px; display: block; margin-top: 8px; }
   svg.spark path.line { fill: none; stroke: var(--accent); stroke-width: 1.6; }
@@ -66,7 +68,7 @@ PAGE_HTML = """<!doctype html>
          font-weight: 600; }
   .tag.ok { background: var(--ok-bg); color: var(--ok); }
   .tag.bad { background: var(--bad-bg); color: var(--bad); }
-  .empty { color: var(--muted); padding: 6px 0; }
+  td.empty { color: var(--muted); padding: 8px 10px; text-align: left; }
   @media (max-width: 900px) {
     main { grid-template-columns: 1fr 1fr; }
     section.wide, section.half { grid-column: span 2; }
