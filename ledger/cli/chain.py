@@ -117,6 +117,7 @@ class ChainReport:
             "block_count": self.block_count,
             "tx_count": self.tx_count,
             "head_hash": None if self.head_hash is None else self.head_hash.hex(),
+            "sealer_key": None if self.sealer_key is None else self.sealer_key.hex(),
             "sealer_key_id": None if self.sealer_key is None else signing.key_id(self.sealer_key),
             "failure": None
             if self.failure is None

@@ -68,6 +68,7 @@ def test_the_live_chain_verifies_under_its_sealer(test_ledger: TestLedger) -> No
     assert report["ok"] is True and report["failure"] is None
     assert report["block_count"] == report["height"] + 1 >= 1
     assert report["tx_count"] >= 1
+    assert report["sealer_key"] == test_ledger.sealer_public_key.hex()
     assert report["sealer_key_id"] == signing.key_id(test_ledger.sealer_public_key)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from support.block_topics import (
@@ -32,7 +33,7 @@ chain_length = 6
 tampered_height = chain_length - 1
 
 
-def _resealed(block: Block, sealer: signing.Signer, **changes: object) -> Block:
+def _resealed(block: Block, sealer: signing.Signer, **changes: Any) -> Block:
     header = dataclasses.replace(block.header, **changes)
     return dataclasses.replace(block, header=header, seal=blocks.seal(header, sealer))
 
