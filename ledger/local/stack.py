@@ -7,7 +7,7 @@ Order of ``up`` (each step is a no-op when already done):
   4. the database migrations;
   5. the local sealer key, when its file does not exist yet (local development only);
   6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one faust consumer group that
-     shares the submission partitions), one sequencer, one projector.
+     shares the submission partitions), one sequencer, one projector, and the dashboard.
 ``down`` stops in the reverse order, by pid files only.
 """
 
@@ -41,6 +41,7 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
     }
     commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
     commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
+    commands["dashboard"] = [sys.executable, "-m", "streams.dashboard"]
     return commands
 
 
