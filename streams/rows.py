@@ -145,6 +145,10 @@ class Rows:
                 self.accounts.append(
                     (ledger, account, asset, "active", max_balance, allow_negative, height, seq)
                 )
+                # Every account has a balance row from its opening; later changes overwrite it.
+                self.balances.setdefault(
+                    (ledger, account), (ledger, account, asset, 0, 0, height, seq)
+                )
             case AccountStatusChanged(account, status, _):
                 self.account_statuses[(ledger, account)] = status.value.lower()
             case AssetDefined(asset, scale, issuer_account):

@@ -58,8 +58,11 @@ async def fetch_until(
         await connection.close()
 
 
-async def replay_chain(settings: Settings, ledger: str) -> tuple[Replica, list[bytes]]:
-    """Verify and replay the whole chain of ``ledger``; returns the replica and every tx_id sealed."""
+async def replay_chain(
+    settings: Settings, ledger: str, until_height: int | None = None
+) -> tuple[Replica, list[bytes]]:
+    """Verify and replay the chain of ``ledger`` (to its end, or to ``until_height``); returns
+    the replica and every tx_id sealed."""
     from ledger.replica import tx_from_envelope
 
     partition = settings.shard_partition(ledger)
@@ -67,6 +70,8 @@ async def replay_chain(settings: Settings, ledger: str) -> tuple[Replica, list[b
     replica = Replica(ledger)
     tx_ids: list[bytes] = []
     async for message in read_blocks(settings.kafka_bootstrap_servers, partition):
+        if until_height is not None and message.block.header.height > until_height:
+            break
         replica.apply_block(message.block)
         tx_ids.extend(tx_from_envelope(tx.envelope).body.tx_id for tx in message.block.transactions)
     return replica, tx_ids

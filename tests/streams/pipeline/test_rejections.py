@@ -65,7 +65,9 @@ async def refused_codes(settings: Settings, cases: dict[str, bytes]) -> dict[str
 
 async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger) -> None:
     """One submission per code, built the way a client would get it wrong, each refused with it."""
-    admin, alice, bob, issuer = (test_ledger.signer(n) for n in ("admin", "alice", "bob", "usd-issuer"))
+    admin, alice, bob, issuer = (
+        test_ledger.signer(n) for n in ("admin", "alice", "bob", "usd-issuer")
+    )
     suffix = os.urandom(3).hex()
     closed, frozen, capped = f"closed-{suffix}", f"frozen-{suffix}", f"capped-{suffix}"
     doomed = Signer.generate()
@@ -88,7 +90,8 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
     hold_to_expire = signed(alice, Hold("alice", "bob", "USD", 10, now_ms() + 1_500))
     await sealed(settings, hold_to_void, hold_to_exceed, hold_to_expire)
     void_id, exceed_id, expire_id = (
-        codec.decode_submission(envelope)[1].tx_id for envelope in (hold_to_void, hold_to_exceed, hold_to_expire)
+        codec.decode_submission(envelope)[1].tx_id
+        for envelope in (hold_to_void, hold_to_exceed, hold_to_expire)
     )
     await sealed(settings, signed(bob, Void(void_id)))
     await asyncio.sleep(2.5)  # the third hold expires at the next block's time
@@ -101,8 +104,13 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
     )
 
     def body(**fields: object) -> bytes:
-        base = {"tx_id": new_tx_id(), "ledger": "main", "created_at_ms": created,
-                "expires_at_ms": created + 60_000, "op": usd(("alice", -1), ("bob", 1))}
+        base = {
+            "tx_id": new_tx_id(),
+            "ledger": "main",
+            "created_at_ms": created,
+            "expires_at_ms": created + 60_000,
+            "op": usd(("alice", -1), ("bob", 1)),
+        }
         return alice.sign(TxBody(**{**base, **fields}))  # type: ignore[arg-type]
 
     cases = {
@@ -114,7 +122,9 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
         "UNKNOWN_KEY": signed(Signer.generate(), Attest(os.urandom(32))),
         "KEY_REVOKED": signed(doomed, Attest(os.urandom(32))),
         "UNAUTHORIZED": signed(bob, usd(("alice", -1), ("bob", 1))),
-        "INVALID_OPERATION": signed(admin, RegisterKey(Signer.generate().public_key, ("superuser",), ())),
+        "INVALID_OPERATION": signed(
+            admin, RegisterKey(Signer.generate().public_key, ("superuser",), ())
+        ),
         "ALREADY_EXISTS": signed(admin, OpenAccount("alice", "USD")),
         "UNKNOWN_ACCOUNT": signed(alice, usd(("alice", -1), (f"nobody-{suffix}", 1))),
         "UNKNOWN_ASSET": signed(admin, OpenAccount(f"gold-{suffix}", "XAU")),
@@ -126,7 +136,9 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
         "ACCOUNT_NOT_EMPTY": signed(admin, SetAccountStatus("alice", AccountStatus.CLOSED)),
         "INSUFFICIENT_FUNDS": signed(alice, usd(("alice", -(4 * 10**18)), ("bob", 4 * 10**18))),
         "LIMIT_EXCEEDED": signed(alice, usd(("alice", -20), (capped, 20))),
-        "OVERFLOW": signed(issuer, usd(("usd.issuer", -limits.int64_max), ("alice", limits.int64_max))),
+        "OVERFLOW": signed(
+            issuer, usd(("usd.issuer", -limits.int64_max), ("alice", limits.int64_max))
+        ),
         "HOLD_NOT_FOUND": signed(bob, Capture(new_tx_id())),
         "HOLD_EXPIRED": signed(bob, Capture(expire_id)),
         "HOLD_ALREADY_RESOLVED": signed(bob, Void(void_id)),
@@ -144,7 +156,9 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
     assert {row["code"] for row in rows} == set(cases)
 
 
-async def test_undecodable_submissions_are_rejected_at_verify(settings: Settings, test_ledger: TestLedger) -> None:
+async def test_undecodable_submissions_are_rejected_at_verify(
+    settings: Settings, test_ledger: TestLedger
+) -> None:
     """Random bytes, oversize and unknown body versions are refused by verify, keyed by position."""
     envelope = codec.decode_envelope(
         test_ledger.signer("alice").sign(build_tx_body("main", Attest(os.urandom(32))))
@@ -165,5 +179,5 @@ async def test_undecodable_submissions_are_rejected_at_verify(settings: Settings
             offset,
         )
         assert (row["code"], row["stage"]) == (expected, "verify")
-    assert VERIFY_STAGE_CODES == set(values)
+    assert set(values) == VERIFY_STAGE_CODES
     assert {code.name for code in RejectionCode} >= set(values)
