@@ -11,10 +11,12 @@ install:
 run: install
 	$(VENV)/ledger up
 	$(VENV)/ledger status
+	$(VENV)/ledger demo --rate 200 --seconds 60
+	@echo "dashboard: http://127.0.0.1:$${LEDGER_DASHBOARD_PORT:-8088}/  (stop everything with: make down)"
 
 test: install
 	$(VENV)/ledger up
-	$(VENV)/pytest -q
+	$(VENV)/pytest -q -p no:cacheprovider
 
 down:
 	@if [ -x $(VENV)/ledger ]; then $(VENV)/ledger down; fi

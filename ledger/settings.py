@@ -18,6 +18,7 @@ TOPIC_SUBMISSIONS = "ledger.submissions"
 TOPIC_VERIFIED = "ledger.verified"
 TOPIC_BLOCKS = "ledger.blocks"
 TOPIC_REJECTIONS = "ledger.rejections"
+TOPIC_SNAPSHOTS = "ledger.snapshots"
 
 
 def _int(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
@@ -120,4 +121,5 @@ class Settings:
             TOPIC_VERIFIED: shard_count,
             TOPIC_BLOCKS: shard_count,
             TOPIC_REJECTIONS: shard_count,
+            TOPIC_SNAPSHOTS: shard_count,
         }

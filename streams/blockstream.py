@@ -55,3 +55,31 @@ async def read_blocks(
                 )
     finally:
         await consumer.stop()
+
+
+async def read_last(bootstrap_servers: str, topic: str, partition: int) -> bytes | None:
+    """The value of the newest committed message of one partition, or None when it is empty."""
+    consumer = blocks_consumer(bootstrap_servers, f"ledger-read-last-{topic}")
+    await consumer.start()
+    try:
+        topic_partition = TopicPartition(topic, partition)
+        consumer.assign([topic_partition])
+        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        if end == 0:
+            return None
+        # Transaction markers and aborted messages take offsets too: look back further and
+        # further until a committed value shows up.
+        window = 16
+        while True:
+            start = max(0, end - window)
+            consumer.seek(topic_partition, start)
+            last: bytes | None = None
+            while await consumer.position(topic_partition) < end:
+                batch = await consumer.getmany(topic_partition, timeout_ms=fetch_wait_ms)
+                for message in batch.get(topic_partition, []):
+                    last = message.value
+            if last is not None or start == 0:
+                return last
+            window *= 16
+    finally:
+        await consumer.stop()

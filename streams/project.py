@@ -5,8 +5,10 @@ Each batch of blocks and rejections is written in ONE PostgreSQL transaction tog
 the commit writes nothing and a restart resumes after the tracked positions:
 
   1. read the tracking rows;
-  2. replay every shard's chain from genesis up to its tracked height, in memory only (the
-     state machine gives the effects, so balances are derived by the same code as the chain);
+  2. restore every shard's replica from its snapshot (saved with the rows, every
+     ``snapshot_interval_tx_count`` transactions), then replay the chain from there up to the
+     tracked height, in memory only (the state machine gives the effects, so balances are
+     derived by the same code as the chain);
   3. seek ``ledger.rejections`` partitions to their tracked offsets;
   4. loop: fetch, replay new blocks into rows, write rows + tracking, commit.
 """
@@ -23,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec, limits
 from ledger.errors import DecodeError, InfraError, LedgerError
-from ledger.replica import Replica
+from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.rows import Rows
 
@@ -35,6 +37,9 @@ fetch_records_max_count = 500
 """Blocks and rejections per PostgreSQL transaction: big transactions, few commits."""
 
 EXIT_FATAL = 70
+
+snapshot_interval_tx_count = 50_000
+"""A restart replays at most about this many transactions after the newest snapshot."""
 
 COPY_TABLES: dict[str, tuple[str, ...]] = {
     "blocks": (
@@ -144,6 +149,11 @@ INSERT INTO ledger.rejections (tx_id, ledger, code, detail, stage, key_id, sourc
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
 """
+UPSERT_SNAPSHOT = """
+INSERT INTO ledger.replica_snapshots (ledger, height, snapshot, taken_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (ledger) DO UPDATE SET
+    height = EXCLUDED.height, snapshot = EXCLUDED.snapshot, taken_at = now()
+"""
 UPSERT_TRACKING = """
 INSERT INTO ledger.tracking (processor, stream, position, updated_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (processor, stream) DO UPDATE SET position = EXCLUDED.position, updated_at = now()
@@ -176,6 +186,8 @@ async def write(connection: asyncpg.Connection, rows: Rows) -> None:
             )
         if rows.rejections:
             await connection.executemany(INSERT_REJECTION, rows.rejections)
+        if rows.snapshots:
+            await connection.executemany(UPSERT_SNAPSHOT, list(rows.snapshots.values()))
         await connection.executemany(
             UPSERT_TRACKING, [(*key, position) for key, position in rows.tracking.items()]
         )
@@ -186,6 +198,8 @@ class Projector:
         self.settings = settings
         self.replicas = {index: Replica(name) for index, name in enumerate(settings.shards)}
         self.projected_height: dict[int, int] = {}
+        self.snapshot_seq: dict[int, int] = {}
+        """Per shard, the next seq at its newest snapshot."""
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="ledger-projector",
@@ -234,9 +248,21 @@ class Projector:
         blocks = [TopicPartition(TOPIC_BLOCKS, index) for index in range(shard_count)]
         rejections = [TopicPartition(TOPIC_REJECTIONS, index) for index in range(shard_count)]
         self.consumer.assign(blocks + rejections)
+        snapshots = {
+            row["ledger"]: row["snapshot"]
+            for row in await connection.fetch(
+                "SELECT ledger, snapshot FROM ledger.replica_snapshots"
+            )
+        }
         for index, name in enumerate(self.settings.shards):
             self.projected_height[index] = tracked.get(f"blocks:{name}", -1)
-            self.consumer.seek(blocks[index], 0)
+            blocks_offset = 0
+            if name in snapshots:
+                restored = restore_snapshot(snapshots[name])
+                self.replicas[index] = restored.replica
+                blocks_offset = restored.blocks_offset_next
+            self.snapshot_seq[index] = self.replicas[index].next_seq
+            self.consumer.seek(blocks[index], blocks_offset)
             self.consumer.seek(rejections[index], tracked.get(f"rejections:{index}", 0))
         log.info(
             "projecting from heights %s",
@@ -265,9 +291,14 @@ class Projector:
         if replica is None:
             return
         applied = replica.apply_block(codec.decode_block(value))
-        if applied.block.header.height > self.projected_height[partition]:
+        header = applied.block.header
+        if header.height > self.projected_height[partition]:
             rows.add_block(applied, len(value))
-            self.projected_height[partition] = applied.block.header.height
+            self.projected_height[partition] = header.height
+            if replica.next_seq - self.snapshot_seq[partition] >= snapshot_interval_tx_count:
+                data = snapshot(replica, header.source_offset_end, offset + 1)
+                rows.snapshots[replica.ledger] = (replica.ledger, header.height, data)
+                self.snapshot_seq[partition] = replica.next_seq
 
 
 async def run_forever(settings: Settings) -> None:

@@ -51,6 +51,7 @@ class Rows:
     key_revocations: dict[tuple[str, str], int] = field(default_factory=dict)
     hold_resolutions: dict[tuple[str, bytes], Row] = field(default_factory=dict)
     tracking: dict[tuple[str, str], int] = field(default_factory=dict)
+    snapshots: dict[str, Row] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.blocks) + len(self.rejections)

@@ -31,14 +31,20 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from ledger import codec, limits
 from ledger.blocks import build_block
-from ledger.errors import ConfigError, DecodeError, LedgerError
+from ledger.errors import ChainError, ConfigError, DecodeError, LedgerError
 from ledger.model import RejectionRecord
 from ledger.rejections import RejectionCode, Stage
-from ledger.replica import Replica, tx_from_envelope
-from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_VERIFIED, Settings
+from ledger.replica import Replica, restore_snapshot, snapshot, tx_from_envelope
+from ledger.settings import (
+    TOPIC_BLOCKS,
+    TOPIC_REJECTIONS,
+    TOPIC_SNAPSHOTS,
+    TOPIC_VERIFIED,
+    Settings,
+)
 from ledger.signing import Signer, load_private_key
 from ledger.state import Accepted, apply, begin_block, decide
-from streams.blockstream import read_blocks
+from streams.blockstream import read_blocks, read_last
 
 log = logging.getLogger("ledger.sequence")
 
@@ -49,6 +55,12 @@ poll_wait_ms_max = 100
 """Upper bound of one fetch wait, so a due block is never sealed late by more than this."""
 
 fetch_records_max_count = limits.block_tx_max_count
+
+snapshot_interval_tx_count = 50_000
+"""A restart replays at most about this many transactions after the newest snapshot."""
+
+snapshot_interval_s = 60.0
+"""...and at most this much time of them, whatever the rate."""
 
 EXIT_FENCED = 75
 EXIT_FATAL = 70
@@ -89,6 +101,9 @@ class ShardSequencer:
         self.blocks_offset_next = 0
         self.open: OpenBlock | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.snapshot_taken = (-snapshot_interval_tx_count, -snapshot_interval_s)
+        """(next seq, monotonic time) at the newest snapshot: when the next one is due. A start
+        without a snapshot takes one at its first seal, so the next start replays little."""
 
     @property
     def ready(self) -> bool:
@@ -109,7 +124,42 @@ class ShardSequencer:
                 transaction_timeout_ms=60_000,
             )
             await self.producer.start()
-        await self.catch_up()
+            await self.restore_snapshot()
+        try:
+            await self.catch_up()
+        except ChainError as exc:
+            if self.blocks_offset_next == 0:
+                raise
+            log.warning(
+                "shard %s: snapshot does not match the chain (%s); replaying all", self.ledger, exc
+            )
+            self.replica = Replica(self.ledger, trusted_sealer_key=self.signer.public_key)
+            self.source_offset_end = self.blocks_offset_next = 0
+            await self.catch_up()
+
+    async def restore_snapshot(self) -> None:
+        """Start from the newest snapshot of this shard, if there is one that decodes."""
+        value = await read_last(
+            self.settings.kafka_bootstrap_servers, TOPIC_SNAPSHOTS, self.partition
+        )
+        if value is None:
+            return
+        try:
+            restored = restore_snapshot(value, trusted_sealer_key=self.signer.public_key)
+        except DecodeError as exc:
+            log.warning(
+                "shard %s: newest snapshot does not decode (%s); replaying all", self.ledger, exc
+            )
+            return
+        self.replica = restored.replica
+        self.source_offset_end = restored.source_offset_end
+        self.blocks_offset_next = restored.blocks_offset_next
+        self.snapshot_taken = (self.replica.next_seq, time.monotonic())
+        log.info(
+            "shard %s: restored the snapshot at height %d",
+            self.ledger,
+            self.replica.next_height - 1,
+        )
 
     async def catch_up(self) -> None:
         """Replay blocks this process has not applied yet (all of them at first)."""
@@ -167,9 +217,11 @@ class ShardSequencer:
             signing_key=self.signer,
         )
         height = block.header.height
+        self.replica.checkpoint = checkpoint
+        self.replica.last_sealed_at_ms = now_ms
         try:
             await self.producer.begin_transaction()
-            await self.producer.send(
+            sent = await self.producer.send(
                 TOPIC_BLOCKS,
                 codec.encode_block(block),
                 key=self.ledger.encode(),
@@ -182,6 +234,9 @@ class ShardSequencer:
                     key=rejection.tx_id,
                     partition=self.partition,
                 )
+            if self._snapshot_due():
+                block_offset = (await sent).offset
+                await self._send_snapshot(block.header.source_offset_end, block_offset + 1)
             await self.producer.commit_transaction()
         except ProducerFenced:
             log.error(
@@ -196,9 +251,30 @@ class ShardSequencer:
                 exc,
             )
             os._exit(EXIT_FATAL)
-        self.replica.checkpoint = checkpoint
-        self.replica.last_sealed_at_ms = now_ms
         self.source_offset_end = block.header.source_offset_end
+
+    def _snapshot_due(self) -> bool:
+        seq_then, time_then = self.snapshot_taken
+        return (
+            self.replica.next_seq - seq_then >= snapshot_interval_tx_count
+            or time.monotonic() - time_then >= snapshot_interval_s
+        )
+
+    async def _send_snapshot(self, source_offset_end: int, blocks_offset_next: int) -> None:
+        """Part of the block's transaction, so a snapshot never runs ahead of the chain."""
+        assert self.producer is not None
+        data = snapshot(self.replica, source_offset_end, blocks_offset_next)
+        self.snapshot_taken = (self.replica.next_seq, time.monotonic())
+        if len(data) > limits.message_bytes_max - 1024:
+            log.warning(
+                "shard %s: snapshot of %d bytes is over the message limit; skipped",
+                self.ledger,
+                len(data),
+            )
+            return
+        await self.producer.send(
+            TOPIC_SNAPSHOTS, data, key=self.ledger.encode(), partition=self.partition
+        )
 
     def _decide_all(
         self, messages: list[tuple[int, bytes]], now_ms: int

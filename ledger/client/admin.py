@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 from ledger import codec, limits
 from ledger.errors import InfraError
 from ledger.model import Block
-from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS
+from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS
 
 TOPIC_ALREADY_EXISTS = 36
 request_timeout_ms = 10_000
@@ -26,6 +26,8 @@ LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     TOPIC_BLOCKS: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
     # Rejections are evidence for payment systems; a year is the usual dispute horizon.
     TOPIC_REJECTIONS: {"retention.ms": str(366 * 24 * 3600 * 1000)},
+    # The sequencer's state snapshots: only the newest per ledger matters (it bounds restarts).
+    TOPIC_SNAPSHOTS: {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
 }
 
 

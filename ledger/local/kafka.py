@@ -122,7 +122,8 @@ class KafkaCluster:
 
     def down(self) -> list[int]:
         """Stop the running nodes; returns the ids stopped."""
-        return [node.node_id for node in reversed(self.nodes) if process.stop(node.pid_file)]
+        stopped = set(process.stop_all([node.pid_file for node in self.nodes]))
+        return [node.node_id for node in self.nodes if node.pid_file in stopped]
 
     def wait_ready(self, timeout_s: float) -> None:
         """Block until every running node answers and the metadata lists all of them."""

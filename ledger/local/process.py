@@ -94,15 +94,23 @@ def start(
 
 def stop(pid_file: Path, timeout_s: float = stop_wait_s) -> bool:
     """Stop the process of a pid file: SIGTERM, then SIGKILL after timeout_s. True if it ran."""
-    pid = read_pid(pid_file)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not pid_alive(pid), timeout_s):
-        os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not pid_alive(pid), 10.0)
-    pid_file.unlink(missing_ok=True)
-    return True
+    return bool(stop_all([pid_file], timeout_s))
+
+
+def stop_all(pid_files: Sequence[Path], timeout_s: float = stop_wait_s) -> list[Path]:
+    """Stop several processes together (a cluster whose members wait for each other to leave
+    would otherwise stall one by one); returns the pid files whose process ran."""
+    running = {pid_file: pid for pid_file in pid_files if (pid := read_pid(pid_file)) is not None}
+    for pid in running.values():
+        os.kill(pid, signal.SIGTERM)
+    if not wait_until(lambda: not any(map(pid_alive, running.values())), timeout_s):
+        for pid in running.values():
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not any(map(pid_alive, running.values())), 10.0)
+    for pid_file in running:
+        pid_file.unlink(missing_ok=True)
+    return list(running)
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:

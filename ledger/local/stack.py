@@ -33,6 +33,7 @@ external_wait_s = 15.0
 worker_start_wait_s = 5.0
 """A worker that dies this soon after start has a configuration problem worth reporting."""
 
+
 def worker_commands(settings: Settings) -> dict[str, list[str]]:
     """Worker name -> command line, in start order."""
     commands = {
@@ -143,7 +144,9 @@ def stop_worker(settings: Settings, name: str) -> bool:
 
 def down(settings: Settings) -> list[str]:
     stopped = [
-        f"{name} worker" for name in reversed(running_workers(settings)) if stop_worker(settings, name)
+        f"{name} worker"
+        for name in reversed(running_workers(settings))
+        if stop_worker(settings, name)
     ]
     if settings.local_postgres and postgres_cluster(settings).down():
         stopped.append("postgres")

@@ -43,6 +43,7 @@ def isolated_env() -> Iterator[dict[str, str]]:
         "LEDGER_KAFKA_PORT": "39092",
         "LEDGER_POSTGRES_PORT": "35432",
         "LEDGER_KAFKA_HEAP_MB": "384",
+        "LEDGER_DASHBOARD_PORT": "38088",
     }
     shutil.rmtree(data_dir, ignore_errors=True)
     yield env
