@@ -15,18 +15,17 @@ the commit writes nothing and a restart resumes after the tracked positions:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec, limits
-from ledger.errors import DecodeError, InfraError, LedgerError
+from ledger.errors import DecodeError, InfraError
 from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
+from streams.lifecycle import run_or_exit
 from streams.rows import Rows
 
 log = logging.getLogger("ledger.project")
@@ -36,7 +35,6 @@ fetch_wait_ms = 200
 fetch_records_max_count = 500
 """Blocks and rejections per PostgreSQL transaction: big transactions, few commits."""
 
-EXIT_FATAL = 70
 
 snapshot_interval_tx_count = 50_000
 """A restart replays at most about this many transactions after the newest snapshot."""
@@ -302,22 +300,13 @@ class Projector:
 
 
 async def run_forever(settings: Settings) -> None:
-    """Run the projector until the process ends; a failure ends the process (restart = resume)."""
-    try:
-        await Projector(settings).run()
-    except asyncio.CancelledError:
-        raise
-    except LedgerError as exc:
-        log.error("projector stopped: %s", exc)
-        os._exit(EXIT_FATAL)
-    except Exception:
-        log.exception("projector crashed")
-        os._exit(EXIT_FATAL)
+    """Run the projector until the process ends (restart = resume)."""
+    await run_or_exit("projector", lambda: Projector(settings).run(), log)
 
 
 def register(app: Any, settings: Settings) -> None:
     """Run the projector as a long-lived task of an all-roles faust worker."""
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def project() -> None:
         await run_forever(settings)

@@ -18,7 +18,6 @@ chain, so it ends the process: a restart rebuilds from the chain, which lost not
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from ledger import codec, limits
 from ledger.blocks import build_block
-from ledger.errors import ChainError, ConfigError, DecodeError, LedgerError
+from ledger.errors import ChainError, ConfigError, DecodeError
 from ledger.model import RejectionRecord
 from ledger.rejections import RejectionCode, Stage
 from ledger.replica import Replica, restore_snapshot, snapshot, tx_from_envelope
@@ -45,6 +44,7 @@ from ledger.settings import (
 from ledger.signing import Signer, load_private_key
 from ledger.state import Accepted, apply, begin_block, decide
 from streams.blockstream import read_blocks, read_last
+from streams.lifecycle import EXIT_FATAL, run_or_exit
 
 log = logging.getLogger("ledger.sequence")
 
@@ -63,7 +63,6 @@ snapshot_interval_s = 60.0
 """...and at most this much time of them, whatever the rate."""
 
 EXIT_FENCED = 75
-EXIT_FATAL = 70
 
 
 def wall_ms() -> int:
@@ -427,22 +426,17 @@ def load_sealer(settings: Settings) -> Signer:
 
 
 async def run_forever(settings: Settings) -> None:
-    """Run the sequencer until the process ends; a failure ends the process (restart = recover)."""
-    try:
-        await Sequencer(settings, load_sealer(settings), settings.sequencer_shards).run()
-    except asyncio.CancelledError:
-        raise
-    except LedgerError as exc:
-        log.error("sequencer stopped: %s", exc)
-        os._exit(EXIT_FATAL)
-    except Exception:
-        log.exception("sequencer crashed")
-        os._exit(EXIT_FATAL)
+    """Run the sequencer until the process ends (restart = recover from the chain)."""
+    await run_or_exit(
+        "sequencer",
+        lambda: Sequencer(settings, load_sealer(settings), settings.sequencer_shards).run(),
+        log,
+    )
 
 
 def register(app: Any, settings: Settings) -> None:
     """Run the sequencer as a long-lived task of an all-roles faust worker."""
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def sequence() -> None:
         await run_forever(settings)

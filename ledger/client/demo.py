@@ -97,7 +97,8 @@ async def chain_is_empty(settings: Settings, partition: int) -> bool:
     await consumer.start()
     try:
         topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
-        return (await consumer.end_offsets([topic_partition]))[topic_partition] == 0
+        end: int = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        return end == 0
     finally:
         await consumer.stop()
 

@@ -104,9 +104,12 @@ class Publisher:
         For callers that pace their own load (``ledger bench``); others use ``submit_many``.
         """
         try:
-            return await self._producer.send(TOPIC_SUBMISSIONS, envelope, key=tx_id)
+            delivery: asyncio.Future[Any] = await self._producer.send(
+                TOPIC_SUBMISSIONS, envelope, key=tx_id
+            )
         except KafkaError as exc:
             raise InfraError(f"publishing to {TOPIC_SUBMISSIONS} failed: {exc}") from exc
+        return delivery
 
     async def submit(self, envelope: bytes) -> Receipt:
         """Publish one envelope; returns once the broker acknowledged it."""
