@@ -93,10 +93,13 @@ def up(settings: Settings) -> list[str]:
     started.extend(f"migration {name}" for name in asyncio.run(migrate(settings.database_url)))
     if ensure_sealer_key(settings):
         started.append(f"sealer key {settings.sealer_key_file}")
-    for name, command in worker_commands(settings).items():
-        if start_worker(settings, name, command):
-            started.append(f"{name} worker")
-    return started
+    new_workers = [
+        name
+        for name, command in worker_commands(settings).items()
+        if start_worker(settings, name, command)
+    ]
+    check_workers_started(settings, new_workers)
+    return started + [f"{name} worker" for name in new_workers]
 
 
 def ensure_sealer_key(settings: Settings) -> bool:
@@ -124,18 +127,31 @@ def running_workers(settings: Settings) -> dict[str, int]:
 
 
 def start_worker(settings: Settings, name: str, command: list[str]) -> bool:
-    """Start one worker unless it runs; False when it already ran."""
+    """Start one worker unless it runs; False when it already ran. Does not wait for it."""
     pid_file, log_file = worker_files(settings, name)
     if process.read_pid(pid_file) is not None:
         return False
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    pid = process.start(command, pid_file, log_file, env=env, cwd=REPO_ROOT)
-    if process.wait_until(lambda: not process.pid_alive(pid), worker_start_wait_s):
-        pid_file.unlink(missing_ok=True)
-        raise InfraError(
-            f"the {name} worker exited at start: {process.log_tail(log_file, 3)} (log: {log_file})"
-        )
+    process.start(command, pid_file, log_file, env=env, cwd=REPO_ROOT)
     return True
+
+
+def check_workers_started(settings: Settings, names: list[str]) -> None:
+    """Watch freshly started workers for worker_start_wait_s; one that died is reported."""
+    pid_files = {name: worker_files(settings, name)[0] for name in names}
+    pids = {name: process.read_pid(pid_file) for name, pid_file in pid_files.items()}
+
+    def any_died() -> bool:
+        return any(pid is None or not process.pid_alive(pid) for pid in pids.values())
+
+    if names and process.wait_until(any_died, worker_start_wait_s):
+        for name, pid in pids.items():
+            if pid is None or not process.pid_alive(pid):
+                pid_files[name].unlink(missing_ok=True)
+                log_file = worker_files(settings, name)[1]
+                raise InfraError(
+                    f"the {name} worker exited at start: {process.log_tail(log_file, 3)} (log: {log_file})"
+                )
 
 
 def stop_worker(settings: Settings, name: str) -> bool:
