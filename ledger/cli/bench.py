@@ -64,6 +64,21 @@ def bench(
     )
 
 
+@cli.command("bench-core")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_core(as_json: bool) -> None:
+    """Measure the pure core on one core: codec, signatures, state machine, Merkle."""
+    from ledger.bench import codec, merkle, state
+
+    results = {"codec": codec.run(), "state": state.run(), "merkle": merkle.run()}
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for part, figures in results.items():
+        for name, value in figures.items():
+            click.echo(f"{part:<7} {name:<45} {value:>14,.1f}")
+
+
 @cli.command()
 @click.option("--rate", default=100, show_default=True, help="Transfers per second.")
 @click.option("--seconds", default=30.0, show_default=True, help="How long to run the load.")
