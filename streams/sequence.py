@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from ledger import codec, limits
 from ledger.blocks import build_block
+from ledger.client.blockstream import read_blocks, read_last
 from ledger.errors import ChainError, ConfigError, DecodeError
 from ledger.model import RejectionRecord
 from ledger.rejections import RejectionCode, Stage
@@ -43,7 +44,6 @@ from ledger.settings import (
 )
 from ledger.signing import Signer, load_private_key
 from ledger.state import Accepted, apply, begin_block, decide
-from streams.blockstream import read_blocks, read_last
 from streams.lifecycle import EXIT_FATAL, run_or_exit
 
 log = logging.getLogger("ledger.sequence")

@@ -34,10 +34,10 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
+from ledger.client.blockstream import blocks_consumer
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS, Settings
-from streams.blockstream import blocks_consumer
 
 connect_timeout_s = 15.0
 """Connecting and the first metadata answer; a reachable broker answers in milliseconds."""

@@ -22,9 +22,9 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.blocks import ChainVerifier
+from ledger.client.blockstream import blocks_consumer
 from ledger.errors import ChainError, DecodeError
 from ledger.settings import TOPIC_BLOCKS, Settings
-from streams.blockstream import blocks_consumer
 from streams.dashboard.snapshot import HEIGHT_NONE, ChainStatus
 
 log = logging.getLogger("ledger.dashboard.chain")

@@ -25,9 +25,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ledger import codec
+from ledger.client.blockstream import blocks_consumer
 from ledger.errors import DecodeError, LedgerError
 from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
-from streams.blockstream import blocks_consumer
 from streams.dashboard import queries
 from streams.dashboard.chain import ChainWatcher
 from streams.dashboard.snapshot import (

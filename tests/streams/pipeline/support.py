@@ -11,10 +11,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from ledger import limits
+from ledger.client.blockstream import read_blocks
 from ledger.client.publisher import Outcome, Publisher
 from ledger.replica import Replica
 from ledger.settings import TOPIC_SUBMISSIONS, Settings
-from streams.blockstream import read_blocks
 
 wait_s = 60.0
 

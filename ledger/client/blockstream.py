@@ -1,4 +1,7 @@
-"""Reading ``ledger.blocks``: committed blocks of one shard, in order, from a Kafka offset."""
+"""Reading committed messages of ``ledger.blocks`` (and ``ledger.snapshots``) by partition and offset.
+
+The low-level reader under ``BlockReader`` (which verifies), the sequencer and the projector.
+"""
 
 from __future__ import annotations
 
