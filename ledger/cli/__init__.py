@@ -43,7 +43,7 @@ def cli() -> None:
 
 
 def main() -> None:
-    from ledger.cli import bench, chain, db, keys, stack, submit  # noqa: F401  (registers the commands)
+    from ledger.cli import bench, chain, db, keys, query, stack, submit  # noqa: F401  (registers the commands)
 
     try:
         cli.main(standalone_mode=False)

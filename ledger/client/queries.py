@@ -1,0 +1,90 @@
+"""Read-side questions answered from the PostgreSQL views the projector keeps.
+
+PostgreSQL is derived from the chain and can trail it by a block or two: answers say the height
+they were read at, and ``tx`` falls back to the rejection record when nothing was sealed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+
+from ledger.errors import InfraError, LedgerError
+
+connect_timeout_s = 10.0
+
+
+class NotFound(LedgerError):
+    """Nothing by that name in the ledger (yet)."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    ledger: str
+    account: str
+    asset: str
+    balance: int
+    held: int
+    available: int
+    status: str
+    updated_height: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _connect(database_url: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise InfraError(f"cannot reach PostgreSQL: {exc}") from exc
+
+
+async def balance(database_url: str, ledger: str, account: str) -> Balance:
+    connection = await _connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT b.asset, b.balance, b.held, b.available, a.status, b.updated_height "
+            "FROM ledger.balances b JOIN ledger.accounts a USING (ledger, account) "
+            "WHERE b.ledger = $1 AND b.account = $2",
+            ledger,
+            account,
+        )
+    finally:
+        await connection.close()
+    if row is None:
+        raise NotFound(f"no account {account!r} in ledger {ledger!r}")
+    return Balance(ledger, account, **dict(row))
+
+
+async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
+    """Where a transaction stands: sealed (block, seq), refused (code, detail), or unknown."""
+    connection = await _connect(database_url)
+    try:
+        sealed = await connection.fetchrow(
+            "SELECT ledger, seq, height, index_in_block, kind, key_id, created_at, sealed_at, "
+            "external_ref, memo FROM ledger.transactions WHERE tx_id = $1",
+            tx_id,
+        )
+        refused = await connection.fetch(
+            "SELECT code, detail, stage, rejected_at, height FROM ledger.rejections "
+            "WHERE tx_id = $1 ORDER BY id",
+            tx_id,
+        )
+    finally:
+        await connection.close()
+    if sealed is None and not refused:
+        raise NotFound(f"transaction {tx_id.hex()} is neither sealed nor refused (yet)")
+    result: dict[str, Any] = {"tx_id": tx_id.hex(), "status": "sealed" if sealed else "refused"}
+    if sealed is not None:
+        result.update({key: _plain(value) for key, value in dict(sealed).items()})
+    result["rejections"] = [
+        {key: _plain(value) for key, value in dict(row).items()} for row in refused
+    ]
+    return result
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
