@@ -31,6 +31,13 @@ proof_file_bytes_max = 1024 * 1024
 # ---- shared by the commands of this module and of ``ledger submit`` -------------------------
 
 
+def asyncpg_errors() -> type[Exception]:
+    """asyncpg's root error, imported only by the commands that may talk to PostgreSQL."""
+    import asyncpg
+
+    return asyncpg.PostgresError  # type: ignore[no-any-return]
+
+
 def quiet_kafka_logs() -> None:
     """aiokafka logs connection failures itself; the CLI reports them once, in its own line."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -213,21 +220,34 @@ def proof(
     covers all earlier ones) and prints it or writes it to --out. A transaction in the newest
     block has no proof until one more block is sealed.
     """
-    from ledger.client.proof_source import prove_transaction
+    from ledger.client.proof_source import prove_from_postgres, prove_transaction
 
     tx_id = parse_hex(tx_id_hex, signing.tx_id_bytes, "TX_ID_HEX")
     quiet_kafka_logs()
     settings = Settings.from_env()
-    document = asyncio.run(
-        prove_transaction(
-            settings.kafka_bootstrap_servers,
-            ledger,
-            tx_id,
-            partition=_partition(settings, ledger, partition),
-            topic=topic,
-            trusted_sealer_key=sealer_key,
+    document = None
+    if topic == TOPIC_BLOCKS and partition is None:
+        # Fast path: the projector's index. Its rows need no trust; the proof is checked below
+        # (when a sealer key is given) and by whoever verifies it.
+        try:
+            document = asyncio.run(prove_from_postgres(settings.database_url, ledger, tx_id))
+        except (OSError, TimeoutError, asyncpg_errors()) as exc:
+            logging.getLogger("ledger.cli").debug("PostgreSQL unavailable for proofs: %s", exc)
+        if document is not None and sealer_key is not None:
+            from ledger.proofs import verify_proof
+
+            verify_proof(document, sealer_key)
+    if document is None:
+        document = asyncio.run(
+            prove_transaction(
+                settings.kafka_bootstrap_servers,
+                ledger,
+                tx_id,
+                partition=_partition(settings, ledger, partition),
+                topic=topic,
+                trusted_sealer_key=sealer_key,
+            )
         )
-    )
     text = json.dumps(document, indent=2) + "\n"
     if out_path is None:
         click.echo(text, nl=False)
