@@ -33,7 +33,7 @@ from ledger.blocks import build_block
 from ledger.client.blockstream import read_blocks, read_last
 from ledger.errors import ChainError, ConfigError, DecodeError
 from ledger.model import RejectionRecord
-from ledger.rejections import RejectionCode, Stage
+from ledger.rejections import Rejected, RejectionCode, Stage
 from ledger.replica import Replica, restore_snapshot, snapshot, tx_from_envelope
 from ledger.settings import (
     TOPIC_BLOCKS,
@@ -290,7 +290,11 @@ class ShardSequencer:
                     self._rejection(offset, RejectionCode.MALFORMED, str(exc), now_ms)
                 )
                 continue
-            decision = decide(state, tx, now_ms)
+            decision: Accepted | Rejected = (
+                decide(state, tx, now_ms)
+                if tx.body.ledger == self.ledger
+                else Rejected(RejectionCode.UNKNOWN_LEDGER, f"routed to ledger {self.ledger!r}")
+            )
             if isinstance(decision, Accepted):
                 apply(state, decision)
                 envelopes.append(value)
