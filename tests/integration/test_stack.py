@@ -6,32 +6,17 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from support.cli import assert_one_line_error, run_ledger
 
 from ledger.local import process
 from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
-LEDGER = [sys.executable, "-m", "ledger"]
-
-
-def run_ledger(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LEDGER, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=REPO_ROOT,
-    )
 
 
 @pytest.fixture()
@@ -86,17 +71,6 @@ def test_down_stops_everything_it_started(isolated_env: dict[str, str]) -> None:
     assert run_ledger("down", env=isolated_env).stdout.strip() == "nothing was running"
 
 
-def assert_one_line_error(
-    result: subprocess.CompletedProcess[str], expected_code: int, *words: str
-) -> None:
-    assert result.returncode == expected_code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_busy_port_is_one_clear_line(isolated_env: dict[str, str]) -> None:
     """A port taken by another program stops `up` with the port, the cause and the setting."""
     with socket.socket() as squatter:
@@ -104,7 +78,9 @@ def test_busy_port_is_one_clear_line(isolated_env: dict[str, str]) -> None:
         squatter.bind(("127.0.0.1", 39092))
         squatter.listen()
         result = run_ledger("up", env=isolated_env)
-    assert_one_line_error(result, 3, "39092", "LEDGER_KAFKA_PORT")
+    line = assert_one_line_error(result, 3)
+    assert "39092" in line, line
+    assert "LEDGER_KAFKA_PORT" in line, line
 
 
 def test_missing_java_is_one_clear_line(isolated_env: dict[str, str]) -> None:
@@ -115,13 +91,17 @@ def test_missing_java_is_one_clear_line(isolated_env: dict[str, str]) -> None:
         if not (Path(directory) / "java").exists()
     )
     result = run_ledger("up", env={**isolated_env, "PATH": path})
-    assert_one_line_error(result, 3, "java", "install")
+    line = assert_one_line_error(result, 3)
+    assert "java" in line, line
+    assert "install" in line, line
 
 
 def test_unreachable_broker_is_one_clear_line_within_bounds(settings: Settings) -> None:
     """A KAFKA_BOOTSTRAP_SERVERS that answers nothing fails `up` after a bounded wait."""
-    result = run_ledger("up", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, timeout=60)
-    assert_one_line_error(result, 3, "127.0.0.1:1", "did not become ready")
+    result = run_ledger("up", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, timeout_s=60)
+    line = assert_one_line_error(result, 3)
+    assert "127.0.0.1:1" in line, line
+    assert "did not become ready" in line, line
 
 
 def test_stale_pid_file_is_ignored(isolated_env: dict[str, str]) -> None:
@@ -142,5 +122,7 @@ def test_half_initialised_postgres_directory_is_one_clear_line(
     data.mkdir(parents=True)
     (data / "stray").write_text("x")
     result = run_ledger("up", env=isolated_env)
-    assert_one_line_error(result, 3, str(data), "remove it")
+    line = assert_one_line_error(result, 3)
+    assert str(data) in line, line
+    assert "remove it" in line, line
     assert (data / "stray").exists()
