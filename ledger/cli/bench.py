@@ -105,8 +105,11 @@ def demo(rate: int, seconds: float) -> None:
                 )
                 await publisher.submit_many(batch)
                 sent += len(batch)
-                click.echo(f"\rsubmitted {sent} transfers", nl=False)
+                if sys.stdout.isatty():
+                    click.echo(f"\rsubmitted {sent} transfers", nl=False)
+                elif sent % (10 * rate) < rate:
+                    click.echo(f"submitted {sent} transfers")
                 await asyncio.sleep(max(0.0, 1 - (time.time() * 1000 - now_ms) / 1000))
-        click.echo("")
+        click.echo(f"\rsubmitted {sent} transfers: watch them on the dashboard")
 
     asyncio.run(run())
