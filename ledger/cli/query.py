@@ -1,14 +1,17 @@
-"""``ledger balance`` and ``ledger tx``: what PostgreSQL says about an account or a transaction."""
+"""``ledger balance``, ``ledger tx`` and ``ledger reconcile``: questions answered from PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from ledger.cli import cli
 from ledger.cli.chain import ledger_option, parse_hex
+from ledger.errors import ConfigError
 from ledger.settings import Settings
 
 
@@ -50,3 +53,63 @@ def tx(tx_id_hex: str, as_json: bool) -> None:
         )
     for rejection in result["rejections"]:
         click.echo(f"refused ({rejection['stage']}): {rejection['code']}: {rejection['detail']}")
+
+
+@cli.command()
+@click.argument("statement", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@ledger_option
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Start of the statement's period (UTC): also report ledger entries missing from it.",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="End of the period (exclusive, UTC); default now.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as one JSON object.")
+def reconcile(
+    statement: Path, ledger: str, since: datetime | None, until: datetime | None, as_json: bool
+) -> None:
+    """Match a statement (CSV: external_ref,account,amount[,asset]) against the ledger.
+
+    Exit 0 when every line matches, 1 when anything differs.
+    """
+    from ledger.client.queries import ledger_entries
+    from ledger.reconcile import parse_statement
+    from ledger.reconcile import reconcile as match
+
+    try:
+        lines = parse_statement(statement.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read statement {statement}: {exc}") from exc
+    start = since.replace(tzinfo=UTC) if since else None
+    end = (until.replace(tzinfo=UTC) if until else datetime.now(UTC)) if start else None
+    entries = asyncio.run(
+        ledger_entries(
+            Settings.from_env().database_url,
+            ledger,
+            sorted({line.external_ref for line in lines}),
+            sorted({line.account for line in lines}),
+            start,
+            end,
+        )
+    )
+    report = match(lines, entries, report_unexpected=start is not None)
+    if as_json:
+        click.echo(
+            json.dumps({"clean": report.clean, "counts": report.counts(), **report.as_dict()})
+        )
+    else:
+        click.echo(
+            ", ".join(
+                f"{name.replace('_', ' ')} {count}" for name, count in report.counts().items()
+            )
+        )
+        for bucket, items in report.as_dict().items():
+            if bucket != "matched":
+                for item in items:
+                    click.echo(f"{bucket}: {json.dumps(item)}")
+    if not report.clean:
+        raise SystemExit(1)

@@ -88,3 +88,39 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def ledger_entries(
+    database_url: str,
+    ledger: str,
+    references: list[str],
+    accounts: list[str],
+    since: Any = None,
+    until: Any = None,
+) -> list[Any]:
+    """Postings on ``accounts`` of sealed transactions with one of ``references``, plus, when a
+    period is given, every referenced posting on ``accounts`` sealed in it (missing_in_statement)."""
+    from ledger.reconcile import LedgerEntry
+
+    connection = await _connect(database_url)
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT t.external_ref, p.account, p.asset, p.amount, p.seq, p.height
+            FROM ledger.transactions t JOIN ledger.postings p USING (ledger, seq)
+            WHERE t.ledger = $1 AND t.external_ref = ANY($2::text[]) AND p.account = ANY($3::text[])
+            UNION
+            SELECT t.external_ref, p.account, p.asset, p.amount, p.seq, p.height
+            FROM ledger.postings p JOIN ledger.transactions t USING (ledger, seq)
+            WHERE $4::timestamptz IS NOT NULL AND p.ledger = $1 AND p.account = ANY($3::text[])
+              AND t.external_ref IS NOT NULL AND p.sealed_at >= $4 AND p.sealed_at < $5
+            """,
+            ledger,
+            references,
+            accounts,
+            since,
+            until,
+        )
+    finally:
+        await connection.close()
+    return [LedgerEntry(**dict(row)) for row in rows]
