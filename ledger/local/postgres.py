@@ -6,8 +6,10 @@ user (created by Debian's package) and the cluster directory belongs to that use
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -50,8 +52,27 @@ def server_bin_dir() -> Path:
     return candidates[-1].parent
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may traverse every directory down to ``path``."""
+    for directory in [path, *path.parents]:
+        if directory.exists() and not directory.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def cluster_directory(directory: Path) -> Path:
+    """Where the cluster lives: ``directory``, unless we are root and the ``postgres`` user could
+    not reach it (a checkout under /root, say); then a directory of its own under /var/tmp,
+    named after ``directory`` so that ``up``, ``status`` and ``down`` agree on it."""
+    if os.geteuid() != 0 or reachable_by_others(directory.parent):
+        return directory
+    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    return Path("/var/tmp/ledger-postgres") / digest
+
+
 class PostgresCluster:
     def __init__(self, directory: Path, port: int) -> None:
+        directory = cluster_directory(directory)
         self.directory = directory
         self.port = port
         self.data_dir = directory / "data"

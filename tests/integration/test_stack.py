@@ -14,6 +14,7 @@ import pytest
 from support.cli import assert_one_line_error, run_ledger
 
 from ledger.local import process
+from ledger.local.postgres import cluster_directory
 from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
@@ -30,10 +31,13 @@ def isolated_env() -> Iterator[dict[str, str]]:
         "LEDGER_KAFKA_HEAP_MB": "384",
         "LEDGER_DASHBOARD_PORT": "38088",
     }
-    shutil.rmtree(data_dir, ignore_errors=True)
+    directories = (data_dir, cluster_directory(data_dir / "postgres"))
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
     yield env
     run_ledger("down", env=env)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def test_postgres_round_trip(settings: Settings) -> None:
@@ -118,7 +122,7 @@ def test_half_initialised_postgres_directory_is_one_clear_line(
     isolated_env: dict[str, str],
 ) -> None:
     """A PostgreSQL data directory with stray files and no cluster is reported, not clobbered."""
-    data = Path(isolated_env["LEDGER_DATA_DIR"]) / "postgres" / "data"
+    data = cluster_directory(Path(isolated_env["LEDGER_DATA_DIR"]) / "postgres") / "data"
     data.mkdir(parents=True)
     (data / "stray").write_text("x")
     result = run_ledger("up", env=isolated_env)
