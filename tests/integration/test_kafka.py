@@ -94,7 +94,12 @@ def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -
 async def _replicated_writes(cluster: KafkaCluster) -> None:
     topic = "test.replicated"
     await ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication=3)
-    [described] = await describe_topics(cluster.bootstrap_servers, [topic])
+    # A new topic reaches every broker's metadata a moment after it is created.
+    for _ in range(100):
+        [described] = await describe_topics(cluster.bootstrap_servers, [topic])
+        if described["partitions"] and described["partitions"][0]["leader"] >= 0:
+            break
+        await asyncio.sleep(0.2)
     assert len(described["partitions"][0]["replicas"]) == 3
 
     async def produce(values: list[bytes]) -> None:
