@@ -19,7 +19,7 @@ import click
 
 from ledger import signing
 from ledger.cli import cli
-from ledger.errors import ChainError, ConfigError, LedgerError, ProofError
+from ledger.errors import ChainError, ConfigError, InfraError, LedgerError, ProofError
 from ledger.settings import TOPIC_BLOCKS, Settings
 
 DEFAULT_LEDGER = "main"
@@ -29,13 +29,6 @@ proof_file_bytes_max = 1024 * 1024
 
 
 # ---- shared by the commands of this module and of ``ledger submit`` -------------------------
-
-
-def asyncpg_errors() -> type[Exception]:
-    """asyncpg's root error, imported only by the commands that may talk to PostgreSQL."""
-    import asyncpg
-
-    return asyncpg.PostgresError  # type: ignore[no-any-return]
 
 
 def quiet_kafka_logs() -> None:
@@ -231,7 +224,7 @@ def proof(
         # (when a sealer key is given) and by whoever verifies it.
         try:
             document = asyncio.run(prove_from_postgres(settings.database_url, ledger, tx_id))
-        except (OSError, TimeoutError, asyncpg_errors()) as exc:
+        except InfraError as exc:
             logging.getLogger("ledger.cli").debug("PostgreSQL unavailable for proofs: %s", exc)
         if document is not None and sealer_key is not None:
             from ledger.proofs import verify_proof

@@ -18,7 +18,7 @@ from typing import Any
 
 from ledger import codec
 from ledger.client.reader import BlockReader
-from ledger.errors import DecodeError, LedgerError
+from ledger.errors import DecodeError, InfraError, LedgerError
 from ledger.model import Block, BlockHeader, SealedTx
 from ledger.proofs import build_proof
 from ledger.settings import TOPIC_BLOCKS
@@ -109,7 +109,10 @@ async def prove_from_postgres(
     """
     import asyncpg
 
-    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        connection = await asyncpg.connect(database_url, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise InfraError(f"cannot reach PostgreSQL: {exc}") from exc
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             height = await connection.fetchval(
@@ -126,6 +129,8 @@ async def prove_from_postgres(
                 return None  # no later block projected yet: the chain itself may have one
             block = await _block_from_postgres(connection, ledger, height)
             anchor = await _block_from_postgres(connection, ledger, len(hashes) - 1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise InfraError(f"reading the proof from PostgreSQL failed: {exc}") from exc
     finally:
         await connection.close()
     envelope = _find_envelope(block, tx_id)

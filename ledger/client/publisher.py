@@ -138,7 +138,12 @@ class Publisher:
         """Publish and wait for each transaction's outcome: sealed in a block, or refused."""
         if self._watcher is None:
             self._watcher = OutcomeWatcher(self.bootstrap_servers)
-            await self._watcher.start()
+            try:
+                await self._watcher.start()
+            except KafkaError as exc:
+                raise InfraError(
+                    f"cannot follow blocks at {self.bootstrap_servers}: {exc}"
+                ) from exc
         tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
         waiting = [self._watcher.expect(tx_id) for tx_id in tx_ids]
         await self.submit_many(envelopes)
