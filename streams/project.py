@@ -36,8 +36,10 @@ fetch_records_max_count = 500
 """Blocks and rejections per PostgreSQL transaction: big transactions, few commits."""
 
 
-snapshot_interval_tx_count = 50_000
-"""A restart replays at most about this many transactions after the newest snapshot."""
+snapshot_interval_tx_count = 200_000
+"""A restart replays at most about this many transactions after the newest snapshot (about 8 s
+here). Writing one costs about 0.25 s of this process at a full replay window (BENCHMARKS.md),
+a pause in sealing or projecting, so not much more often than this."""
 
 COPY_TABLES: dict[str, tuple[str, ...]] = {
     "blocks": (

@@ -34,10 +34,12 @@ from streams.lifecycle import EXIT_FATAL
 
 log = logging.getLogger("ledger.sequence")
 
-snapshot_interval_tx_count = 50_000
-"""A restart replays at most about this many transactions after the newest snapshot."""
+snapshot_interval_tx_count = 200_000
+"""A restart replays at most about this many transactions after the newest snapshot (about 8 s
+here). Writing one costs about 0.25 s of this process at a full replay window (BENCHMARKS.md),
+a pause in sealing or projecting, so not much more often than this."""
 
-snapshot_interval_s = 60.0
+snapshot_interval_s = 120.0
 """...and at most this much time of them, whatever the rate."""
 
 EXIT_FENCED = 75
