@@ -242,8 +242,17 @@ class ShardSequencer:
     async def _send_snapshot(self, source_offset_end: int, blocks_offset_next: int) -> None:
         """Part of the block's transaction, so a snapshot never runs ahead of the chain."""
         assert self.producer is not None
-        data = snapshot(self.replica, source_offset_end, blocks_offset_next)
         self.snapshot_taken = (self.replica.next_seq, time.monotonic())
+        # The replay window is most of a snapshot (24 bytes a tx_id): skip before paying for it.
+        estimate = 24 * len(self.replica.state.recent_tx_ids)
+        if estimate > limits.message_bytes_max // 2:
+            log.warning(
+                "shard %s: snapshot of about %d bytes would not fit a message; skipped",
+                self.ledger,
+                estimate,
+            )
+            return
+        data = snapshot(self.replica, source_offset_end, blocks_offset_next)
         if len(data) > limits.message_bytes_max - 1024:
             log.warning(
                 "shard %s: snapshot of %d bytes is over the message limit; skipped",

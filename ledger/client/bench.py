@@ -30,12 +30,20 @@ from ledger.errors import InfraError
 from ledger.local.stack import kafka_cluster, postgres_cluster, running_workers
 from ledger.settings import Settings
 from ledger.signing import Signer, signature_ok
-from ledger.workload import transfers
+from ledger.workload import LoadAccounts, transfers
 
 ceiling_measure_s = 2.0
 publish_tick_s = 0.01
-generation_rate_estimate_per_s = 12_000
-"""Used to schedule the first send after signing ends; a late start only delays, never skews."""
+calibration_count = 500
+"""Transfers signed first, and thrown away, to time signing on this machine right now."""
+
+validity_ms = 60_000
+"""The SDK's default validity window: what payment systems send (it also sizes the replay
+window the sequencer keeps, and so its snapshots)."""
+
+start_margin_s = 3.0
+"""Slack between the expected end of signing and the first scheduled send. Transfers are created
+at their scheduled send time, so a send that starts late would count its lateness as latency."""
 
 drain_wait_s_min = 60.0
 
@@ -133,7 +141,10 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         else int(config.duration_s * 3000)
     )
     rate = config.rate_per_s or None
-    start_ms = int(time.time() * 1000) + int(1000 * count / generation_rate_estimate_per_s) + 1000
+    signing_s = await asyncio.to_thread(_time_signing, accounts, config)
+    start_ms = int(
+        (time.time() + signing_s * count / calibration_count * 1.2 + start_margin_s) * 1000
+    )
     created = [start_ms + (int(index * 1000 / rate) if rate else 0) for index in range(count)]
     envelopes = await asyncio.to_thread(
         transfers,
@@ -143,6 +154,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         created,
         hot_account_count=config.hot_account_count,
         hot_share=config.hot_share,
+        validity_ms=validity_ms,
         seed=start_ms,
     )
     spool = settings.data_dir / "bench" / f"run-{start_ms}.bin"
@@ -155,6 +167,12 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
             demo.ledger,
         )
         cpu_before = process_cpu(settings)
+        late_ms = int(time.time() * 1000) - start_ms
+        if late_ms > 0:
+            raise InfraError(
+                f"signing ran {late_ms} ms past the scheduled start; the measurement would count "
+                "that as latency (is the machine busy?)"
+            )
         await _publish(settings, envelopes, created, rate)
         publish_end_ms = int(time.time() * 1000)
         await _drain(
@@ -188,6 +206,13 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         "accounts": config.account_count,
         "machine": machine(),
     }
+
+
+def _time_signing(accounts: LoadAccounts, config: BenchConfig) -> float:
+    """Seconds to sign ``calibration_count`` transfers like the real ones."""
+    started = time.perf_counter()
+    transfers(accounts, calibration_count, config.amount, [0] * calibration_count, seed=0)
+    return time.perf_counter() - started
 
 
 async def _publish(
