@@ -201,3 +201,30 @@ class RejectionRecord:
     key_id: str | None = None
     height: int | None = None
     external_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEntry:
+    """Mirrors ``ledger.v1.VerifiedEntry``: a verified envelope and where it was submitted."""
+
+    source_partition: int
+    source_offset: int
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedBatch:
+    """Mirrors ``ledger.v1.VerifiedBatch``: one message on ``ledger.verified``."""
+
+    ledger: str
+    entries: tuple[VerifiedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BodyHead:
+    """The leading fields of a TxBody: enough to route it and to refuse it as out of time."""
+
+    tx_id: bytes
+    ledger: str
+    created_at_ms: int
+    expires_at_ms: int

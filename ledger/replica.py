@@ -26,9 +26,13 @@ from ledger.state import (
 )
 
 
-def tx_from_envelope(envelope_bytes: bytes) -> Tx:
-    """The transaction in a verified envelope (its signature is not checked again here)."""
-    envelope, body = codec.decode_submission(envelope_bytes, checked=True)
+def tx_from_envelope(envelope_bytes: bytes, *, checked: bool = True) -> Tx:
+    """The transaction in a verified envelope (its signature is not checked again here).
+
+    ``checked`` (the default) is for envelopes read back from a block, which the sequencer
+    decoded canonically before sealing; the sequencer itself passes False.
+    """
+    envelope, body = codec.decode_submission(envelope_bytes, checked=checked)
     return Tx(
         body=body,
         public_key=envelope.public_key,

@@ -21,16 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from ledger import limits
-from ledger.errors import ConfigError
-from ledger.settings import (
-    TOPIC_VERIFIED,
-    Settings,
-)
+from ledger import codec
+from ledger.client.kafka import committed_reader
+from ledger.errors import ConfigError, DecodeError
+from ledger.model import VerifiedEntry
+from ledger.sealing import VerifiedMessage
+from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from ledger.signing import Signer, load_private_key
 from streams.lifecycle import run_or_exit
 from streams.shard import ShardSequencer
@@ -43,7 +42,31 @@ genesis_poll_s = 1.0
 poll_wait_ms_max = 100
 """Upper bound of one fetch wait, so a due block is never sealed late by more than this."""
 
-fetch_records_max_count = limits.block_tx_max_count
+fetch_records_max_count = 64
+"""Messages of ledger.verified per fetch: each is a batch of up to
+limits.verified_batch_tx_max_count envelopes, so this is several blocks' worth."""
+
+VERIFIED_BATCH_HEADER = ("ledger.schema", b"ledger.v1.VerifiedBatch")
+"""Kafka header that marks a ledger.verified message as a VerifiedBatch. A message without it
+is a single Envelope, the format before batches, still read so that an upgrade loses nothing."""
+
+
+def verified_message(
+    partition: int, offset: int, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None
+) -> VerifiedMessage:
+    """A ledger.verified message as the sealing rule takes it.
+
+    Bytes that are not a batch become one entry naming the ledger.verified position, which
+    the sealing rule refuses MALFORMED (the partition never stalls on a poison message).
+    """
+    raw = value or b""
+    if headers and VERIFIED_BATCH_HEADER in headers:
+        try:
+            batch = codec.decode_verified_batch(raw)
+            return VerifiedMessage.of(offset, batch.entries, TOPIC_SUBMISSIONS)
+        except DecodeError:
+            pass
+    return VerifiedMessage.of(offset, (VerifiedEntry(partition, offset, raw),), TOPIC_VERIFIED)
 
 
 class Sequencer:
@@ -65,15 +88,10 @@ class Sequencer:
             if partition is None:
                 raise ConfigError(f"ledger {ledger!r} is not in LEDGER_SHARDS")
             self.shards[partition] = ShardSequencer(settings, ledger, partition, signer)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id="ledger-sequencer",
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
+        self.consumer = committed_reader(
+            settings.kafka_bootstrap_servers,
+            "ledger-sequencer",
             max_poll_records=fetch_records_max_count,
-            max_partition_fetch_bytes=limits.message_bytes_max,
         )
 
     async def run(self) -> None:
@@ -92,15 +110,15 @@ class Sequencer:
                     if shard is None or not shard.ready:
                         continue
                     for message in messages:
-                        assert message.value is not None
-                        if not shard.fits(message.value):
-                            await shard.seal()
-                        if shard.offer(message.offset, message.value):
-                            await shard.seal()
+                        verified = verified_message(
+                            message.partition, message.offset, message.value, message.headers
+                        )
+                        for open_block in shard.cutter.offer(verified, time.monotonic()):
+                            await shard.seal(open_block)
                 for shard in list(self.shards.values()):
-                    due = shard.due_in_s()
-                    if due is not None and due <= 0:
-                        await shard.seal()
+                    due = shard.cutter.take_due(time.monotonic())
+                    if due is not None:
+                        await shard.seal(due)
         finally:
             for shard in list(self.shards.values()):
                 await shard.stop()
@@ -119,7 +137,12 @@ class Sequencer:
                 self.consumer.resume(topic_partition)
 
     def _wait_ms(self) -> int:
-        dues = [due for shard in self.shards.values() if (due := shard.due_in_s()) is not None]
+        now_s = time.monotonic()
+        dues = [
+            due
+            for shard in self.shards.values()
+            if (due := shard.cutter.due_in_s(now_s)) is not None
+        ]
         if any(not shard.ready for shard in self.shards.values()):
             dues.append(genesis_poll_s)
         if not dues:
@@ -138,11 +161,3 @@ async def run_forever(settings: Settings) -> None:
         lambda: Sequencer(settings, load_sealer(settings), settings.sequencer_shards).run(),
         log,
     )
-
-
-def register(app: Any, settings: Settings) -> None:
-    """Run the sequencer as a long-lived task of an all-roles faust worker."""
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def sequence() -> None:
-        await run_forever(settings)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ledger import codec, limits
+from ledger import codec
+from ledger.client.kafka import committed_reader
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS
 
@@ -26,16 +27,7 @@ class BlockMessage:
 
 def blocks_consumer(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
     """A consumer for manual assignment: read_committed, no group, no offset commits."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=limits.message_bytes_max,
-        fetch_max_bytes=4 * limits.message_bytes_max,
-    )
+    return committed_reader(bootstrap_servers, client_id)
 
 
 async def read_blocks(

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.client.blockstream import blocks_consumer
+from ledger.client.kafka import VERIFY_GROUP
 from ledger.errors import DecodeError, LedgerError
 from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from streams.dashboard import queries
@@ -62,8 +63,8 @@ usually sits two offsets below the end; aborted transactions push it further bac
 
 tail_lookback_growth = 8
 
-VERIFY_CONSUMER_GROUP = "ledger"
-"""The faust app id in streams/app.py, which faust uses as its consumer group."""
+VERIFY_CONSUMER_GROUP = VERIFY_GROUP
+"""The verify workers' consumer group: its committed offsets are the verify stage's progress."""
 
 rejections_recount_s = 60.0
 """Rejections are counted incrementally by id; a full recount this often repairs any row a
