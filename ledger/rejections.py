@@ -3,6 +3,15 @@
 Rejections are data. The verify stage can reach the codes up to UNKNOWN_LEDGER; the sequencer
 reaches the rest. The numeric value is the precedence; the name is the contract (it is what
 ``ledger.rejections`` messages and the ``ledger.rejections`` table carry).
+
+Two deliberate exceptions to "the first failing check wins", both about cost:
+- the verify stage refuses VALIDITY_TOO_LONG and EXPIRED (on its own clock) before it checks
+  the signature, so that under overload a backlog sheds transactions that will be refused anyway
+  instead of spending signature checks on them: an expired transaction with a bad signature is
+  refused EXPIRED;
+- the verify stage reads only the head of the body (tx_id, ledger, validity window); the rest is
+  decoded by the sequencer, so a body that is malformed beyond its head is refused MALFORMED at
+  stage sequence, after BAD_SIGNATURE and UNKNOWN_LEDGER had their turn.
 """
 
 from __future__ import annotations
