@@ -39,3 +39,28 @@ class ConfigError(LedgerError):
 
 class InfraError(LedgerError):
     """A local service (Kafka, PostgreSQL) that cannot be set up, started or reached."""
+
+
+class Backpressure(InfraError):
+    """The ledger lags: more submissions wait to be verified than a publisher's ``backlog_max``.
+
+    Raised at once (``on_backlog="fail"``) or after ``waited_s`` seconds of waiting for the
+    backlog to shrink (``on_backlog="wait"``). Nothing of the refused chunk was published; the
+    first ``published_count`` envelopes of the call were (publishing them again is harmless: the
+    sequencer refuses a repeated tx_id as DUPLICATE).
+    """
+
+    def __init__(
+        self, backlog: int, backlog_max: int, topic: str, group_id: str, waited_s: float | None
+    ) -> None:
+        waited = "" if waited_s is None else f" after waiting {waited_s:.1f} s"
+        super().__init__(
+            f"backlog of {backlog:,} messages on {topic} not yet committed by consumer group "
+            f"{group_id} is over backlog_max {backlog_max:,}{waited}"
+        )
+        self.backlog = backlog
+        self.backlog_max = backlog_max
+        self.topic = topic
+        self.group_id = group_id
+        self.waited_s = waited_s
+        self.published_count = 0

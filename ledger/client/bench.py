@@ -34,8 +34,9 @@ from ledger.signing import Signer, signature_ok
 from ledger.workload import LoadAccounts, transfers
 
 ceiling_measure_s = 2.0
-publish_tick_s = 0.005
-"""Pacing granularity of the offer: far below block_wait_ms, so it adds no visible latency."""
+publish_tick_s = 0.02
+"""Pacing granularity of the offer: a tenth of block_wait_ms, and each Publisher call (about
+0.3 ms of CPU for its produce request) then carries a few hundred transfers at high rates."""
 
 publish_chunk_count_max = 5_000
 """Transfers handed to the Publisher in one call (one record batch per partition)."""

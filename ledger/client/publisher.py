@@ -1,32 +1,51 @@
 """Publishing signed transactions, and learning what became of them.
 
-``Publisher`` is an idempotent aiokafka producer (``acks="all"``, explicit linger and batch size)
-that writes Avro envelopes to ``ledger.submissions`` keyed by ``tx_id``. ``submit`` returns once
-the broker has the message; ``submit_and_wait`` also waits for the outcome, which it learns by
-following ``ledger.blocks`` and ``ledger.rejections`` (read_committed) from before the submission.
+``Publisher`` writes Avro envelopes to ``ledger.submissions`` keyed by ``tx_id`` with an
+idempotent producer (``acks="all"``). ``submit_many`` fills aiokafka record batches itself, one
+per partition, choosing each message's partition as Kafka's default partitioner does for its key
+(``ledger.client.partitioner``): about 1-2 µs of CPU a message instead of 9 µs for ``send()``.
+Before each chunk it asks the back-pressure gate (``ledger.client.backlog``) whether the ledger
+keeps up. ``submit_and_wait`` also waits for the outcome, which it learns by following
+``ledger.blocks`` and ``ledger.rejections`` (read_committed) from before the submission.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import itertools
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
-from ledger import codec, limits
-from ledger.errors import InfraError
+from ledger import codec
+from ledger.client.backlog import (
+    BacklogGate,
+    BacklogGauge,
+    BacklogPolicy,
+    backlog_low_water_share,
+    backlog_max_default,
+    backlog_wait_s_max_default,
+)
+from ledger.client.kafka import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
+from ledger.client.partitioner import default_partitions
+from ledger.errors import Backpressure, InfraError
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
 
 linger_ms = 5
-"""Small enough to stay invisible next to block_wait_ms, big enough to batch bursts."""
+"""For ``enqueue`` only (``submit_many`` closes its batches and sends them at once): small
+enough to stay invisible next to block_wait_ms, big enough to batch bursts."""
 
-batch_bytes_max = 512 * 1024
-request_timeout_ms = 30_000
+submit_chunk_count_max = 5_000
+"""Messages ``submit_many`` sends before it awaits their acknowledgements and asks the
+back-pressure gate again: about 1 MB of transfers, one full round trip of batches, and the most
+the backlog can overshoot its limit by one publisher (less with a small ``backlog_max``)."""
+
+outcome_wait_s_default = 30.0
+
+assert submit_chunk_count_max <= backlog_max_default * (1 - backlog_low_water_share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,46 @@ class Receipt:
     tx_id: bytes
     partition: int
     offset: int
+
+
+class Receipts(Sequence[Receipt]):
+    """The receipts of one ``submit_many`` call, in the order of its envelopes.
+
+    Built on access: creating 100k ``Receipt`` objects would cost as much CPU as publishing.
+    """
+
+    __slots__ = ("_offsets", "_partitions", "_tx_ids")
+
+    def __init__(self, tx_ids: list[bytes], partitions: list[int], offsets: list[int]) -> None:
+        assert len(tx_ids) == len(partitions) == len(offsets)
+        self._tx_ids = tx_ids
+        self._partitions = partitions
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._tx_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Receipt: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Receipt]: ...
+
+    def __getitem__(self, index: int | slice) -> Receipt | Sequence[Receipt]:
+        if isinstance(index, slice):
+            return Receipts(self._tx_ids[index], self._partitions[index], self._offsets[index])
+        return Receipt(self._tx_ids[index], self._partitions[index], self._offsets[index])
+
+    def __iter__(self) -> Iterator[Receipt]:
+        return map(Receipt, self._tx_ids, self._partitions, self._offsets)
+
+    def __repr__(self) -> str:
+        return f"Receipts({len(self)} submissions)"
+
+    def extend(self, more: Receipts) -> None:
+        self._tx_ids.extend(more._tx_ids)
+        self._partitions.extend(more._partitions)
+        self._offsets.extend(more._offsets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +118,49 @@ Outcome = Sealed | Refused
 
 
 class Publisher:
-    """Submit envelopes; use as ``async with Publisher(bootstrap) as publisher:``."""
+    """Submit envelopes; use as ``async with Publisher(bootstrap) as publisher:``.
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "ledger-publisher") -> None:
+    Back-pressure: before each chunk of at most ``submit_chunk_count_max`` messages, the
+    publisher checks the backlog of ``topic`` (messages the consumer group ``group_id``, the
+    verify workers, has not committed yet). Over ``backlog_max`` it waits until the backlog fell
+    to half of that, at most ``backlog_wait_s_max``, then raises ``Backpressure``;
+    ``on_backlog="fail"`` raises at once. ``backlog_max=None`` turns it off. ``throttled_s`` and
+    ``backlog`` say how much it slowed down and what it last read.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "ledger-publisher",
+        topic: str = TOPIC_SUBMISSIONS,
+        group_id: str = VERIFY_GROUP,
+        backlog_max: int | None = backlog_max_default,
+        on_backlog: BacklogPolicy = "wait",
+        backlog_wait_s_max: float = backlog_wait_s_max_default,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            max_batch_size=batch_bytes_max,
-            max_request_size=limits.message_bytes_max,
-            request_timeout_ms=request_timeout_ms,
-        )
+        self.topic = topic
+        self._producer = idempotent_producer(bootstrap_servers, client_id, linger_ms=linger_ms)
+        self._gate: BacklogGate | None = None
+        self._chunk_count = submit_chunk_count_max
+        if backlog_max is not None:
+            gauge = BacklogGauge(bootstrap_servers, client_id, topic, group_id)
+            self._gate = BacklogGate(gauge, backlog_max, on_backlog, backlog_wait_s_max)
+            # One chunk may not carry the backlog from below the limit to far above it.
+            self._chunk_count = max(1, min(self._chunk_count, backlog_max - self._gate.low_water))
         self._watcher: OutcomeWatcher | None = None
+
+    @property
+    def throttled_s(self) -> float:
+        """Seconds during which this publisher held chunks back because the ledger lagged
+        (calls held back together count once); it grows while they wait."""
+        return self._gate.throttled_s if self._gate else 0.0
+
+    @property
+    def backlog(self) -> int | None:
+        """The last backlog reading (messages); None before the first or without back-pressure."""
+        return self._gate.backlog if self._gate else None
 
     async def __aenter__(self) -> Publisher:
         await self.start()
@@ -88,27 +175,28 @@ class Publisher:
         await self.stop()
 
     async def start(self) -> None:
-        try:
+        with kafka_errors(f"connecting to Kafka at {self.bootstrap_servers}"):
             await self._producer.start()
-        except KafkaError as exc:
-            raise InfraError(f"cannot reach Kafka at {self.bootstrap_servers}: {exc}") from exc
+        if self._gate is not None:
+            await self._gate.gauge.start()
 
     async def stop(self) -> None:
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._gate is not None:
+            await self._gate.gauge.stop()
         await self._producer.stop()
 
     async def enqueue(self, envelope: bytes, tx_id: bytes) -> asyncio.Future[Any]:
-        """Hand one envelope to the producer's batch; the returned future resolves on delivery.
+        """Hand one envelope to the producer's own batching; the future resolves on delivery.
 
-        For callers that pace their own load (``ledger bench``); others use ``submit_many``.
+        Costs about 9 µs a message and bypasses back-pressure: kept for callers that pace their
+        own load message by message. ``submit_many(envelopes, tx_ids)`` is the fast path.
         """
-        try:
+        with kafka_errors(f"publishing to {self.topic}"):
             delivery: asyncio.Future[Any] = await self._producer.send(
-                TOPIC_SUBMISSIONS, envelope, key=tx_id
+                self.topic, envelope, key=tx_id
             )
-        except KafkaError as exc:
-            raise InfraError(f"publishing to {TOPIC_SUBMISSIONS} failed: {exc}") from exc
         return delivery
 
     async def submit(self, envelope: bytes) -> Receipt:
@@ -116,37 +204,108 @@ class Publisher:
         [receipt] = await self.submit_many([envelope])
         return receipt
 
-    async def submit_many(self, envelopes: Sequence[bytes]) -> list[Receipt]:
-        """Publish envelopes as fast as batching allows; returns once all are acknowledged."""
-        tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
-        try:
-            pending = [
-                await self._producer.send(TOPIC_SUBMISSIONS, envelope, key=tx_id)
-                for tx_id, envelope in zip(tx_ids, envelopes, strict=True)
-            ]
-            stored = await asyncio.gather(*pending)
-        except KafkaError as exc:
-            raise InfraError(f"publishing to {TOPIC_SUBMISSIONS} failed: {exc}") from exc
-        return [
-            Receipt(tx_id, metadata.partition, metadata.offset)
-            for tx_id, metadata in zip(tx_ids, stored, strict=True)
-        ]
+    async def submit_many(
+        self, envelopes: Sequence[bytes], tx_ids: Sequence[bytes] | None = None
+    ) -> Receipts:
+        """Publish envelopes keyed by their tx_ids; returns once all are acknowledged.
+
+        Pass ``tx_ids`` (``tx_ids[i]`` of ``envelopes[i]``) when you have them: otherwise each
+        envelope is decoded to learn it, about 30 µs. Any count goes; per chunk of at most
+        ``submit_chunk_count_max`` messages:
+
+        1. ask the back-pressure gate (may wait, or raise ``Backpressure``);
+        2. fill one record batch per partition, sending each batch when it is full;
+        3. await the acknowledgements.
+
+        A failure part-way leaves the earlier chunks published; publishing them again is
+        harmless, since the sequencer refuses a repeated tx_id as DUPLICATE.
+        """
+        if tx_ids is None:
+            tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
+        if len(tx_ids) != len(envelopes):
+            raise ValueError(f"{len(envelopes)} envelopes but {len(tx_ids)} tx_ids")
+        receipts = Receipts([], [], [])
+        for start in range(0, len(envelopes), self._chunk_count):
+            stop = start + self._chunk_count
+            partitions = await self._partitions()
+            if self._gate is not None:
+                try:
+                    await self._gate.admit(partitions)
+                except Backpressure as refusal:
+                    refusal.published_count = start
+                    raise
+            chunk = await self._publish_chunk(envelopes[start:stop], tx_ids[start:stop], partitions)
+            receipts.extend(chunk)
+            if self._gate is not None:
+                self._gate.sent(len(chunk))
+        return receipts
+
+    async def _partitions(self) -> list[int]:
+        """The topic's partitions, sorted by id as the default partitioner sees them."""
+        with kafka_errors(f"reading the partitions of {self.topic}"):
+            return sorted(await self._producer.partitions_for(self.topic))
+
+    async def _publish_chunk(
+        self, envelopes: Sequence[bytes], tx_ids: Sequence[bytes], partitions: list[int]
+    ) -> Receipts:
+        """Steps 2 and 3 of ``submit_many`` for one chunk."""
+        targets = default_partitions(tx_ids, partitions)
+        by_partition: dict[int, list[tuple[int, bytes, bytes]]] = {p: [] for p in partitions}
+        for message in zip(itertools.count(), tx_ids, envelopes):
+            by_partition[targets[message[0]]].append(message)
+        timestamp_ms = int(time.time() * 1000)
+        deliveries: list[tuple[asyncio.Future[Any], list[int]]] = []
+        with kafka_errors(f"publishing to {self.topic}"):
+            for partition, messages in by_partition.items():
+                if messages:
+                    deliveries += await self._send_partition(partition, messages, timestamp_ms)
+            stored = await asyncio.gather(*(delivery for delivery, _ in deliveries))
+        offsets = [0] * len(envelopes)
+        for metadata, in_batch in zip(stored, (members for _, members in deliveries), strict=True):
+            for position, index in enumerate(in_batch, start=metadata.offset):
+                offsets[index] = position
+        return Receipts(list(tx_ids), targets, offsets)
+
+    async def _send_partition(
+        self, partition: int, messages: list[tuple[int, bytes, bytes]], timestamp_ms: int
+    ) -> list[tuple[asyncio.Future[Any], list[int]]]:
+        """Fill record batches (at most the producer's ``max_batch_size`` bytes each) with the
+        ``(index, tx_id, envelope)`` messages of one partition; send a batch when the next
+        message does not fit, and the last one at the end. Returns each batch's delivery and
+        the indexes of its messages, in batch order."""
+        deliveries: list[tuple[asyncio.Future[Any], list[int]]] = []
+        batch = self._producer.create_batch()
+        in_batch: list[int] = []
+        for index, tx_id, envelope in messages:
+            if batch.append(timestamp=timestamp_ms, key=tx_id, value=envelope) is None:
+                deliveries.append((await self._send(batch, partition), in_batch))
+                batch, in_batch = self._producer.create_batch(), []
+                appended = batch.append(timestamp=timestamp_ms, key=tx_id, value=envelope)
+                assert appended is not None, "an empty batch takes a first message of any size"
+            in_batch.append(index)
+        deliveries.append((await self._send(batch, partition), in_batch))
+        return deliveries
+
+    async def _send(self, batch: Any, partition: int) -> asyncio.Future[Any]:
+        """Queue a full or final batch; the producer numbers it for idempotence when it drains
+        it. Closed first, so that ``enqueue`` cannot append to it and it need not linger."""
+        batch.close()
+        delivery: asyncio.Future[Any] = await self._producer.send_batch(
+            batch, self.topic, partition=partition
+        )
+        return delivery
 
     async def submit_and_wait(
-        self, envelopes: Sequence[bytes], timeout_s: float = 30.0
+        self, envelopes: Sequence[bytes], timeout_s: float = outcome_wait_s_default
     ) -> list[Outcome]:
         """Publish and wait for each transaction's outcome: sealed in a block, or refused."""
         if self._watcher is None:
             self._watcher = OutcomeWatcher(self.bootstrap_servers)
-            try:
+            with kafka_errors(f"following blocks at {self.bootstrap_servers}"):
                 await self._watcher.start()
-            except KafkaError as exc:
-                raise InfraError(
-                    f"cannot follow blocks at {self.bootstrap_servers}: {exc}"
-                ) from exc
         tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
         waiting = [self._watcher.expect(tx_id) for tx_id in tx_ids]
-        await self.submit_many(envelopes)
+        await self.submit_many(envelopes, tx_ids)
         try:
             return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout_s))
         except TimeoutError as exc:
@@ -159,16 +318,10 @@ class OutcomeWatcher:
     """Follows blocks and rejections from the moment it starts and resolves awaited tx_ids."""
 
     def __init__(self, bootstrap_servers: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            TOPIC_BLOCKS,
-            TOPIC_REJECTIONS,
-            bootstrap_servers=bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="latest",
-            max_partition_fetch_bytes=limits.message_bytes_max,
+        self._consumer = committed_reader(
+            bootstrap_servers, "ledger-publisher-outcomes", auto_offset_reset="latest"
         )
+        self._consumer.subscribe([TOPIC_BLOCKS, TOPIC_REJECTIONS])
         self._waiting: dict[bytes, asyncio.Future[Outcome]] = {}
         self._task: asyncio.Task[None] | None = None
 
