@@ -605,7 +605,33 @@ def decode_verified_batch(raw: bytes) -> VerifiedBatch:
         )
     except (KeyError, TypeError) as exc:
         raise DecodeError(f"VerifiedBatch: {_describe(exc)}") from exc
-    return VerifiedBatch(record["ledger"], entries)
+    batch = VerifiedBatch(record["ledger"], entries)
+    return _decoded(batch, _verified_batch_problem(batch))
+
+
+def _verified_batch_problem(batch: VerifiedBatch) -> str | None:
+    """What would make a block or a rejection of this batch unencodable: refused up front, so
+    a bad message on ledger.verified is one MALFORMED rejection, never a stalled shard."""
+    problem = _count_outside(
+        "VerifiedBatch.entries", len(batch.entries), 0, limits.verified_batch_tx_max_count
+    )
+    if problem:
+        return problem
+    size_bytes = 0
+    for index, entry in enumerate(batch.entries):
+        if len(entry.envelope) > limits.envelope_bytes_max:
+            return (
+                f"VerifiedBatch.entries[{index}].envelope: {len(entry.envelope)} bytes, "
+                f"at most {limits.envelope_bytes_max}"
+            )
+        size_bytes += len(entry.envelope)
+        if problem := _not_int32(
+            f"VerifiedBatch.entries[{index}].source_partition", entry.source_partition
+        ):
+            return problem
+    if size_bytes > limits.verified_batch_bytes_max:
+        return f"VerifiedBatch: {size_bytes} bytes of envelopes, at most {limits.verified_batch_bytes_max}"
+    return None
 
 
 # ---- the body's head, without decoding the rest ---------------------------------------------
@@ -773,5 +799,11 @@ def _read_transfer(raw: bytes) -> TxBody:
     if position != len(raw):
         raise _NotPlain
     return TxBody(
-        raw[:16], ledger, created_at_ms, expires_at_ms, Transfer(tuple(postings)), memo, external_ref
+        raw[:16],
+        ledger,
+        created_at_ms,
+        expires_at_ms,
+        Transfer(tuple(postings)),
+        memo,
+        external_ref,
     )

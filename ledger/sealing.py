@@ -27,7 +27,7 @@ from ledger.errors import DecodeError
 from ledger.model import Block, RejectionRecord, VerifiedEntry
 from ledger.rejections import Rejected, RejectionCode, Stage
 from ledger.replica import Replica, tx_from_envelope
-from ledger.signing import Signer
+from ledger.signing import Signer, key_id
 from ledger.state import Accepted, State, apply, begin_block, decide
 
 assert limits.verified_batch_tx_max_count <= limits.block_tx_max_count
@@ -188,7 +188,7 @@ def refusal_of(envelope: bytes, ledger: str, state: State, now_ms: int) -> Refus
     try:
         tx = tx_from_envelope(envelope, checked=False)
     except DecodeError as exc:
-        return Refusal(Rejected(codec.rejection_code_for(exc), str(exc)))
+        return _undecodable(envelope, exc)
     decision: Accepted | Rejected
     if tx.body.ledger != ledger:
         decision = Rejected(RejectionCode.UNKNOWN_LEDGER, f"routed to ledger {ledger!r}")
@@ -198,6 +198,18 @@ def refusal_of(envelope: bytes, ledger: str, state: State, now_ms: int) -> Refus
             apply(state, decision)
             return None
     return Refusal(decision, tx.body.tx_id, tx.key_id, tx.body.external_ref)
+
+
+def _undecodable(envelope: bytes, error: DecodeError) -> Refusal:
+    """A body that does not decode, named by what can still be read of it (the verify stage
+    read its head), so that a publisher waiting on the tx_id learns the outcome."""
+    rejected = Rejected(codec.rejection_code_for(error), str(error))
+    try:
+        decoded = codec.decode_envelope(envelope)
+        head = codec.decode_body_head(decoded.body, decoded.body_version)
+    except DecodeError:
+        return Refusal(rejected)
+    return Refusal(rejected, head.tx_id, key_id(decoded.public_key))
 
 
 def _rejection(
