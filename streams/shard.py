@@ -13,21 +13,22 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 
-from ledger import codec, limits
-from ledger.client.blockstream import read_blocks, read_last
+from ledger import codec
+from ledger.client.blockstream import read_blocks
 from ledger.client.kafka import KAFKA_ERRORS, transactional_producer
-from ledger.errors import ChainError, DecodeError
-from ledger.replica import Replica, restore_snapshot, snapshot
+from ledger.errors import ChainError
+from ledger.replica import Replica
 from ledger.sealing import BlockCutter, OpenBlock, seal_block
 from ledger.settings import (
     TOPIC_BLOCKS,
     TOPIC_REJECTIONS,
-    TOPIC_SNAPSHOTS,
     TOPIC_VERIFIED,
     Settings,
 )
 from ledger.signing import Signer
+from ledger.snapshots import snapshot_chunks
 from streams.lifecycle import EXIT_FATAL
+from streams.snapshots import read_snapshot, send_snapshot
 
 log = logging.getLogger("ledger.sequence")
 
@@ -89,17 +90,19 @@ class ShardSequencer:
             await self.catch_up()
 
     async def restore_snapshot(self) -> None:
-        """Start from the newest snapshot of this shard, if there is one that decodes."""
-        value = await read_last(
-            self.settings.kafka_bootstrap_servers, TOPIC_SNAPSHOTS, self.partition
+        """Start from the newest snapshot of this shard, if there is a complete one."""
+        restored = await read_snapshot(
+            self.settings.kafka_bootstrap_servers,
+            self.partition,
+            trusted_sealer_key=self.signer.public_key,
         )
-        if value is None:
+        if restored is None:
             return
-        try:
-            restored = restore_snapshot(value, trusted_sealer_key=self.signer.public_key)
-        except DecodeError as exc:
+        if restored.replica.ledger != self.ledger:
             log.warning(
-                "shard %s: newest snapshot does not decode (%s); replaying all", self.ledger, exc
+                "shard %s: the newest snapshot is of ledger %r; replaying all",
+                self.ledger,
+                restored.replica.ledger,
             )
             return
         self.replica = restored.replica
@@ -183,29 +186,12 @@ class ShardSequencer:
         )
 
     async def _send_snapshot(self, source_offset_end: int, blocks_offset_next: int) -> None:
-        """Part of the block's transaction, so a snapshot never runs ahead of the chain."""
+        """Part of the block's transaction, so a snapshot never runs ahead of the chain. Any
+        window size fits: the snapshot is cut into chunks below the message limit."""
         assert self.producer is not None
         self.snapshot_taken = (self.replica.next_seq, time.monotonic())
-        # The replay window is most of a snapshot (24 bytes a tx_id): skip before paying for it.
-        estimate = 24 * len(self.replica.state.recent_tx_ids)
-        if estimate > limits.message_bytes_max // 2:
-            log.warning(
-                "shard %s: snapshot of about %d bytes would not fit a message; skipped",
-                self.ledger,
-                estimate,
-            )
-            return
-        data = snapshot(self.replica, source_offset_end, blocks_offset_next)
-        if len(data) > limits.message_bytes_max - 1024:
-            log.warning(
-                "shard %s: snapshot of %d bytes is over the message limit; skipped",
-                self.ledger,
-                len(data),
-            )
-            return
-        await self.producer.send(
-            TOPIC_SNAPSHOTS, data, key=self.ledger.encode(), partition=self.partition
-        )
+        chunks = snapshot_chunks(self.replica, source_offset_end, blocks_offset_next)
+        await send_snapshot(self.producer, self.ledger, self.partition, chunks)
 
     async def stop(self) -> None:
         open_block = self.cutter.take_open()

@@ -1,4 +1,4 @@
-"""Reading committed messages of ``ledger.blocks`` (and ``ledger.snapshots``) by partition and offset.
+"""Reading committed messages of ``ledger.blocks`` by partition and offset.
 
 The low-level reader under ``BlockReader`` (which verifies), the sequencer and the projector.
 """
@@ -48,33 +48,5 @@ async def read_blocks(
                 yield BlockMessage(
                     message.offset, codec.decode_block(message.value), len(message.value)
                 )
-    finally:
-        await consumer.stop()
-
-
-async def read_last(bootstrap_servers: str, topic: str, partition: int) -> bytes | None:
-    """The value of the newest committed message of one partition, or None when it is empty."""
-    consumer = blocks_consumer(bootstrap_servers, f"ledger-read-last-{topic}")
-    await consumer.start()
-    try:
-        topic_partition = TopicPartition(topic, partition)
-        consumer.assign([topic_partition])
-        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
-        if end == 0:
-            return None
-        # Transaction markers and aborted messages take offsets too: look back further and
-        # further until a committed value shows up.
-        window = 16
-        while True:
-            start = max(0, end - window)
-            consumer.seek(topic_partition, start)
-            last: bytes | None = None
-            while await consumer.position(topic_partition) < end:
-                batch = await consumer.getmany(topic_partition, timeout_ms=fetch_wait_ms)
-                for message in batch.get(topic_partition, []):
-                    last = message.value
-            if last is not None or start == 0:
-                return last
-            window *= 16
     finally:
         await consumer.stop()

@@ -3,12 +3,17 @@
 Every collection is written sorted by its key, so the same state always gives the same bytes
 (replicas can compare snapshots by hash) and ``restore(snapshot_bytes(s)) == s`` exactly.
 The expiry heaps are not stored: ``restore`` rebuilds them from the data.
+
+``restore`` also reads version 2, so snapshots already taken still restore after an upgrade.
+Versions only append fields with defaults (Avro evolution), so the schema that wrote version N
+is the current one cut after its last field of N, and Avro resolution fills in the rest.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +21,40 @@ import fastavro
 
 from ledger.errors import DecodeError
 from ledger.model import AccountStatus
+from ledger.state import replay_window
 from ledger.state.state import Account, Asset, HoldRecord, HoldStatus, Key, State
 
-snapshot_version = 2
-"""2: the replay window is packed into one bytes field (0.5 s -> a few ms at 180k tx_ids)."""
+snapshot_version = 3
+"""3: the replay window as columns in expiry order (``replay_window``): 16 bytes and a little a
+tx_id instead of 24, and restored without a Python loop per tx_id or a sort.
+2: the replay window packed into one bytes field (0.5 s -> a few ms at 180k tx_ids)."""
 
-_tx_id_bytes = 16
-_recent_entry_bytes = _tx_id_bytes + 8
+_RECENT_ENTRY_V2 = struct.Struct(">16sq")
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "ledger.v1.Snapshot.avsc"
-_SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+_SCHEMA_JSON: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_SCHEMA = fastavro.parse_schema(_SCHEMA_JSON)
+_LAST_FIELD_BY_VERSION = {2: "recent_tx_ids", 3: "replay_window"}
+"""Each version's last field: its writer schema is the current one cut after it."""
+_VERSION_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "SnapshotVersion",
+        "namespace": "ledger.v1.snapshot",
+        "fields": [{"name": "snapshot_version", "type": "int"}],
+    }
+)
+"""The first field alone: read before choosing the writer schema."""
+
+
+def _writer_schema(version: int) -> Any:
+    """The schema that wrote ``version``: the current fields up to that version's last."""
+    names = [field["name"] for field in _SCHEMA_JSON["fields"]]
+    fields = _SCHEMA_JSON["fields"][: names.index(_LAST_FIELD_BY_VERSION[version]) + 1]
+    return fastavro.parse_schema({**_SCHEMA_JSON, "fields": fields})
+
+
+_WRITER_SCHEMAS = {version: _writer_schema(version) for version in _LAST_FIELD_BY_VERSION}
+assert _WRITER_SCHEMAS[snapshot_version] == _SCHEMA
 
 
 def snapshot_bytes(state: State) -> bytes:
@@ -73,10 +103,8 @@ def snapshot_bytes(state: State) -> bytes:
             }
             for hold_id, hold in sorted(state.holds.items())
         ],
-        "recent_tx_ids": b"".join(
-            tx_id + expires_at_ms.to_bytes(8, "big", signed=True)
-            for tx_id, expires_at_ms in sorted(state.recent_tx_ids.items())
-        ),
+        "recent_tx_ids": b"",
+        "replay_window": replay_window.pack(state.recent_tx_ids),
     }
     buffer = io.BytesIO()
     fastavro.schemaless_writer(
@@ -91,16 +119,9 @@ def snapshot_bytes(state: State) -> bytes:
 
 
 def restore(data: bytes) -> State:
-    """The ``State`` that ``snapshot_bytes`` encoded; ``DecodeError`` for anything else."""
-    buffer = io.BytesIO(data)
-    try:
-        record: Any = fastavro.schemaless_reader(buffer, _SCHEMA, None)
-    except Exception as exc:  # fastavro raises many types for bad bytes
-        raise DecodeError(f"not a ledger.v1.Snapshot: {exc}") from exc
-    if buffer.tell() != len(data):
-        raise DecodeError(f"{len(data) - buffer.tell()} bytes after the snapshot")
-    if record["snapshot_version"] != snapshot_version:
-        raise DecodeError(f"snapshot version {record['snapshot_version']} is not supported")
+    """The ``State`` that ``snapshot_bytes`` encoded (version 3, or 2 from an older build);
+    ``DecodeError`` for anything else."""
+    record = _read_record(data)
     state = State()
     state.now_ms = record["now_ms"]
     state.tx_count = record["tx_count"]
@@ -133,13 +154,41 @@ def restore(data: bytes) -> State:
             HoldStatus(row["status"]),
             row["captured_amount"],
         )
-    packed = record["recent_tx_ids"]
-    if len(packed) % _recent_entry_bytes:
-        raise DecodeError("snapshot recent_tx_ids is not a whole number of entries")
-    for start in range(0, len(packed), _recent_entry_bytes):
-        entry = packed[start : start + _recent_entry_bytes]
-        state.recent_tx_ids[entry[:_tx_id_bytes]] = int.from_bytes(
-            entry[_tx_id_bytes:], "big", signed=True
-        )
-    state.rebuild_indexes()
+    if record["snapshot_version"] == 2:
+        _restore_recent_version_2(state, record["recent_tx_ids"])
+        state.rebuild_indexes()
+    else:
+        if record["recent_tx_ids"]:
+            raise DecodeError("a version 3 snapshot keeps its replay window in replay_window")
+        state.recent_tx_ids, state.tx_expiry_heap = replay_window.unpack(record["replay_window"])
+        state.rebuild_hold_index()
     return state
+
+
+def _read_record(data: bytes) -> Any:
+    """The snapshot's Avro record, resolved to the current schema from the one that wrote it."""
+    buffer = io.BytesIO(data)
+    try:
+        head: Any = fastavro.schemaless_reader(buffer, _VERSION_SCHEMA, None)
+        version = head["snapshot_version"]
+        writer = _WRITER_SCHEMAS.get(version)
+        if writer is None:
+            raise DecodeError(f"snapshot version {version} is not supported")
+        buffer.seek(0)
+        # No resolution step for the current version: it is what nearly every restore reads.
+        reader = None if version == snapshot_version else _SCHEMA
+        record: Any = fastavro.schemaless_reader(buffer, writer, reader)
+    except DecodeError:
+        raise
+    except Exception as exc:  # fastavro raises many types for bad bytes
+        raise DecodeError(f"not a ledger.v1.Snapshot: {exc}") from exc
+    if buffer.tell() != len(data):
+        raise DecodeError(f"{len(data) - buffer.tell()} bytes after the snapshot")
+    return record
+
+
+def _restore_recent_version_2(state: State, packed: bytes) -> None:
+    """Version 2's window: (16-byte tx_id, 8-byte signed big-endian expiry) entries."""
+    if len(packed) % _RECENT_ENTRY_V2.size:
+        raise DecodeError("snapshot recent_tx_ids is not a whole number of entries")
+    state.recent_tx_ids = dict(_RECENT_ENTRY_V2.iter_unpack(packed))
