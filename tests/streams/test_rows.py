@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+from datetime import UTC, datetime
 
-from ledger.blocks import build_block
+from ledger.blocks import ChainCheckpoint, build_block
 from ledger.model import (
     AccountStatus,
     Attest,
@@ -21,7 +24,20 @@ from ledger.model import (
 )
 from ledger.replica import AppliedBlock, Replica
 from ledger.signing import Signer, build_tx_body
-from streams.rows import Rows
+from streams import project
+from streams import rows as rows_module
+from streams.rows import (
+    PROCESSOR,
+    AccountStatusRow,
+    BalanceRow,
+    PostingRow,
+    Rows,
+    Table,
+    TrackingRow,
+    TransactionRow,
+    instant,
+    postgres_epoch_ms,
+)
 
 NOW_MS = 1_800_000_000_000
 
@@ -32,7 +48,7 @@ class ChainBuilder:
     def __init__(self) -> None:
         self.sealer = Signer.generate()
         self.replica = Replica("main")
-        self.checkpoint = None
+        self.checkpoint: ChainCheckpoint | None = None
         self.now_ms = NOW_MS
 
     def block(self, *signed_ops: tuple[Signer, Operation]) -> AppliedBlock:
@@ -87,8 +103,8 @@ def test_rows_of_a_small_ledger() -> None:
         1,
     )
 
-    assert [row[1] for row in rows.blocks] == [0, 1, 2, 3, 4]
-    assert [row[5] for row in rows.transactions] == [
+    assert [row.height for row in rows.blocks] == [0, 1, 2, 3, 4]
+    assert [row.kind for row in rows.transactions] == [
         "RegisterKey",
         "DefineAsset",
         "OpenAccount",
@@ -102,24 +118,29 @@ def test_rows_of_a_small_ledger() -> None:
         "Attest",
     ]
     # (account, amount) of every posting, numbered within its transaction
-    assert [(row[2], row[3], row[5]) for row in rows.postings] == [
+    assert [(row.posting_index, row.account, row.amount) for row in rows.postings] == [
         (0, "usd.issuer", -500),
         (1, "alice", 500),
         (0, "alice", -150),
         (1, "bob", 150),
     ]
-    balances = {account: (row[3], row[4]) for (_, account), row in rows.balances.items()}
+    balances = {account: (row.balance, row.held) for (_, account), row in rows.balances.items()}
     assert balances == {"usd.issuer": (-500, 0), "alice": (350, 0), "bob": (150, 0)}
-    assert {row[1]: row[5] for row in rows.accounts} == {
+    assert {row.account: row.allow_negative for row in rows.accounts} == {
         "usd.issuer": True,
         "alice": False,
         "bob": False,
     }
-    assert rows.account_statuses == {("main", "bob"): "frozen"}
-    assert [row[7] for row in rows.holds] == ["open"]
-    assert list(rows.hold_resolutions.values())[0][:2] == ("captured", 150)
+    assert list(rows.account_statuses.values()) == [AccountStatusRow("main", "bob", "frozen")]
+    assert [row.status for row in rows.holds] == ["open"]
+    [resolution] = rows.hold_resolutions.values()
+    assert (resolution.hold_id, resolution.status, resolution.captured_amount) == (
+        hold_id,
+        "captured",
+        150,
+    )
     assert len(rows.attestations) == 1 and len(rows.keys) == 3
-    assert rows.tracking == {("project", "blocks:main"): 4}
+    assert rows.tracking == {(PROCESSOR, "blocks:main"): TrackingRow(PROCESSOR, "blocks:main", 4)}
 
 
 def test_rejections_advance_their_partition_position() -> None:
@@ -136,4 +157,93 @@ def test_rejections_advance_their_partition_position() -> None:
             rejected_at_ms=NOW_MS,
         )
         rows.add_rejection(2, 40 + offset, rejection)
-    assert len(rows) == 2 and rows.tracking == {("project", "rejections:2"): 49}
+    assert len(rows) == 2 and rows.tracking == {
+        (PROCESSOR, "rejections:2"): TrackingRow(PROCESSOR, "rejections:2", 49)
+    }
+
+
+def test_rows_are_their_tables_named_row_types() -> None:
+    """Every row is its table's row type, with each value in the field of its name."""
+    admin, issuer = Signer.generate(), Signer.generate()
+    chain = ChainBuilder()
+    rows = Rows()
+    applied = chain.block(
+        (admin, RegisterKey(admin.public_key, ("admin",), ())),
+        (admin, DefineAsset("USD", 2, "usd.issuer")),
+        (admin, OpenAccount("alice", "USD")),
+        (admin, RegisterKey(issuer.public_key, (), ("usd.issuer",))),
+    )
+    rows.add_block(applied, 1)
+    rows.add_block(
+        chain.block(
+            (issuer, Transfer((Posting("usd.issuer", "USD", -7), Posting("alice", "USD", 7))))
+        ),
+        1,
+    )
+    for table, table_rows in rows.inserts() + rows.changes():
+        assert all(type(row) is table.row_type for row in table_rows), table.name
+    transfer = rows.transactions[-1]
+    assert isinstance(transfer, TransactionRow) and transfer.kind == "Transfer"
+    assert transfer.sealed_at == instant(chain.now_ms) == rows.blocks[-1].sealed_at
+    assert transfer.expires_at - transfer.created_at == 60_000 * 1000  # µs, the SDK's 60 s
+    assert rows.postings[-1] == PostingRow(
+        "main", transfer.seq, 1, "alice", "USD", 7, 1, instant(chain.now_ms)
+    )
+    assert rows.balances[("main", "alice")] == BalanceRow(
+        "main", "alice", "USD", 7, 0, 1, transfer.seq
+    )
+
+
+def test_every_table_takes_its_columns_from_its_row_type() -> None:
+    """Each table's columns are its row type's fields in order, and its key is among them."""
+    tables = [value for value in vars(rows_module).values() if isinstance(value, Table)]
+    assert len(tables) == 15
+    for table in tables:
+        assert table.columns == table.row_type._fields
+        assert set(table.key) <= set(table.columns)
+        assert table.value_columns == tuple(c for c in table.columns if c not in table.key)
+
+
+def test_every_rows_field_is_written_once() -> None:
+    """Rows.inserts and Rows.changes hand over every collection of a batch exactly once."""
+    rows = Rows()
+    fields = dataclasses.fields(rows)
+    for marker, field in enumerate(fields):
+        collection = getattr(rows, field.name)
+        if isinstance(collection, list):
+            collection.append(marker)
+        else:
+            collection[marker] = marker
+    handed = [marker for _, collection in rows.inserts() + rows.changes() for marker in collection]
+    assert sorted(handed) == list(range(len(fields)))
+    assert set(table for table, _ in rows.changes()) == set(project.STATEMENTS)
+
+
+def test_row_by_row_statements_number_parameters_in_field_order() -> None:
+    """In the statements executed once per row, parameter $n is the row type's field n."""
+    for table, statement in project.STATEMENTS.items():
+        if table in project.STAGED:
+            assert f"pg_temp.{project.STAGED[table]}" in statement
+            continue
+        columns = table.columns
+        if statement.startswith("UPDATE"):
+            pairs = re.findall(r"(\w+) = \$(\d+)", statement)
+            assert sorted(int(number) for _, number in pairs) == list(range(1, len(columns) + 1))
+            assert all(columns[int(number) - 1] == name for name, number in pairs)
+        else:
+            listed = re.search(r"\(([^)]*)\) VALUES \(([^)]*)\)", statement)
+            assert listed is not None
+            names = [name.strip() for name in listed.group(1).split(",")]
+            values = [value.strip() for value in listed.group(2).split(",")]
+            assert names[: len(columns)] == list(columns)
+            assert values[: len(columns)] == [f"${index}" for index in range(1, len(columns) + 1)]
+
+
+def test_instants_count_microseconds_from_postgresql_epoch() -> None:
+    """A PostgresInstant is microseconds since 2000-01-01 UTC, exact to the millisecond."""
+    assert datetime.fromtimestamp(postgres_epoch_ms / 1000, tz=UTC) == datetime(
+        2000, 1, 1, tzinfo=UTC
+    )
+    assert instant(postgres_epoch_ms) == 0
+    assert instant(NOW_MS + 1) - instant(NOW_MS) == 1_000
+    assert instant(0) == -postgres_epoch_ms * 1_000
