@@ -553,9 +553,17 @@ def encode_block(block: Block) -> bytes:
     return _encode(BLOCK_SCHEMA, record, "Block")
 
 
-def decode_block(raw: bytes) -> Block:
-    """The Block in ``raw``; its envelopes stay the exact bytes that were sealed."""
-    record = _read(raw, BLOCK_SCHEMA, "Block", limits.message_bytes_max)
+def decode_block(raw: bytes, *, canonical_check: bool = True) -> Block:
+    """The Block in ``raw``; its envelopes stay the exact bytes that were sealed.
+
+    ``canonical_check=False`` is for the ledger's own processes replaying their chain (sequencer,
+    projector): what they derive cannot depend on the spelling, because the block hash is taken
+    over this build's re-encoding of the header, the seal is checked over that hash, and
+    ``tx_root`` over the exact envelope bytes. Auditors and the SDK keep the check.
+    """
+    record = _read(
+        raw, BLOCK_SCHEMA, "Block", limits.message_bytes_max, canonical_check=canonical_check
+    )
     block = _convert(_block_from_record, record, "Block")
     return _decoded(block, _block_problem(block))
 

@@ -28,7 +28,7 @@ from ledger.client.kafka import committed_reader
 from ledger.errors import DecodeError, InfraError
 from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
-from streams.lifecycle import run_or_exit
+from streams.lifecycle import collect_less, run_or_exit
 from streams.rows import (
     ACCOUNT_STATUSES,
     BALANCES,
@@ -54,14 +54,6 @@ snapshot_interval_tx_count = 200_000
 """A restart replays at most about this many transactions after the newest snapshot (about 8 s
 here). Writing one costs about 0.25 s of this process at a full replay window (BENCHMARKS.md),
 a pause in sealing or projecting, so not much more often than this."""
-
-gc_young_objects_max_count = 50_000
-"""Tracked objects allocated (net of those freed) before CPython's cyclic GC collects its youngest
-generation; its default is 700. A batch allocates and frees tens of thousands of tuples that
-reference counting reclaims anyway; at the default, collections and the full collections their
-promotions lead to took 9 of 49 µs of this process per transaction (50 blocks of 2,000 transfers
-replayed and written), at 50,000 about 1. Cyclic garbage, of which asyncio makes a little, waits
-longer: a few MB at most."""
 
 STAGED: Final[dict[Table, str]] = {
     BALANCES: "staged_balances",
@@ -202,7 +194,7 @@ class Projector:
         self.consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-projector")
 
     async def run(self) -> None:
-        gc.set_threshold(gc_young_objects_max_count, *gc.get_threshold()[1:])
+        collect_less()
         connection = await self._connect()
         try:
             await self.consumer.start()
@@ -287,7 +279,7 @@ class Projector:
         replica = self.replicas.get(partition)
         if replica is None:
             return
-        applied = replica.apply_block(codec.decode_block(value))
+        applied = replica.apply_block(codec.decode_block(value, canonical_check=False))
         header = applied.block.header
         if header.height > self.projected_height[partition]:
             rows.add_block(applied, len(value))

@@ -18,6 +18,7 @@ chain, so it ends the process: a restart rebuilds from the chain, which lost not
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from ledger.model import VerifiedEntry
 from ledger.sealing import VerifiedMessage
 from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from ledger.signing import Signer, load_private_key
-from streams.lifecycle import run_or_exit
+from streams.lifecycle import collect_less, run_or_exit
 from streams.shard import ShardSequencer
 
 log = logging.getLogger("ledger.sequence")
@@ -95,6 +96,7 @@ class Sequencer:
         )
 
     async def run(self) -> None:
+        collect_less()
         await self.consumer.start()
         partitions = [TopicPartition(TOPIC_VERIFIED, partition) for partition in self.shards]
         self.consumer.assign(partitions)
@@ -132,6 +134,7 @@ class Sequencer:
                 await shard.start()
                 shard.retry_at_s = time.monotonic() + genesis_poll_s
             if shard.ready and self.shards.get(partition) is shard:
+                gc.freeze()  # the replayed state lives as long as the process
                 topic_partition = TopicPartition(TOPIC_VERIFIED, partition)
                 self.consumer.seek(topic_partition, shard.source_offset_end)
                 self.consumer.resume(topic_partition)

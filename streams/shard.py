@@ -122,6 +122,7 @@ class ShardSequencer:
             self.partition,
             self.blocks_offset_next,
             client_id=f"ledger-sequencer-replay-{self.ledger}",
+            canonical_check=False,
         ):
             self.replica.apply_block(message.block)
             self.cutter = BlockCutter(message.block.header.source_offset_end)

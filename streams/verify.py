@@ -46,7 +46,7 @@ from ledger.model import BodyHead, Envelope, RejectionRecord, VerifiedBatch, Ver
 from ledger.rejections import RejectionCode, Stage
 from ledger.settings import TOPIC_REJECTIONS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from ledger.signing import key_id, signature_ok
-from streams.lifecycle import run_or_exit
+from streams.lifecycle import collect_less, run_or_exit
 
 log = logging.getLogger("ledger.verify")
 
@@ -291,6 +291,7 @@ class Verifier:
         self.executor = ThreadPoolExecutor(signature_threads, thread_name_prefix="verify-signature")
 
     async def run(self) -> None:
+        collect_less()
         await self.producer.start()
         await self.consumer.start()
         try:

@@ -31,9 +31,15 @@ def blocks_consumer(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
 
 
 async def read_blocks(
-    bootstrap_servers: str, partition: int, start_offset: int = 0, client_id: str = "ledger-blocks"
+    bootstrap_servers: str,
+    partition: int,
+    start_offset: int = 0,
+    client_id: str = "ledger-blocks",
+    *,
+    canonical_check: bool = True,
 ) -> AsyncIterator[BlockMessage]:
-    """Every committed block of ``partition`` from ``start_offset`` up to the current end."""
+    """Every committed block of ``partition`` from ``start_offset`` up to the current end
+    (``canonical_check``: see ``codec.decode_block``)."""
     consumer = blocks_consumer(bootstrap_servers, client_id)
     await consumer.start()
     try:
@@ -46,7 +52,9 @@ async def read_blocks(
             for message in batch.get(topic_partition, []):
                 assert message.value is not None
                 yield BlockMessage(
-                    message.offset, codec.decode_block(message.value), len(message.value)
+                    message.offset,
+                    codec.decode_block(message.value, canonical_check=canonical_check),
+                    len(message.value),
                 )
     finally:
         await consumer.stop()
