@@ -19,6 +19,7 @@ TOPIC_VERIFIED = "ledger.verified"
 TOPIC_BLOCKS = "ledger.blocks"
 TOPIC_REJECTIONS = "ledger.rejections"
 TOPIC_SNAPSHOTS = "ledger.snapshots"
+TOPIC_STATS = "ledger.stats"
 
 
 def _int(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
@@ -122,4 +123,6 @@ class Settings:
             TOPIC_BLOCKS: shard_count,
             TOPIC_REJECTIONS: shard_count,
             TOPIC_SNAPSHOTS: shard_count,
+            # One summary document for all shards (streams.stats): its newest message is all.
+            TOPIC_STATS: 1,
         }

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 from ledger import codec, limits
 from ledger.errors import InfraError
 from ledger.model import Block
-from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS
+from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS, TOPIC_STATS
 
 TOPIC_ALREADY_EXISTS = 36
 request_timeout_ms = 10_000
@@ -28,6 +28,14 @@ LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     TOPIC_REJECTIONS: {"retention.ms": str(366 * 24 * 3600 * 1000)},
     # The sequencer's state snapshots: only the newest per ledger matters (it bounds restarts).
     TOPIC_SNAPSHOTS: {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
+    # The stats summary, one a second under one key: readers want the newest only, so keep
+    # an hour at most and let compaction and small segments drop the rest.
+    TOPIC_STATS: {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(3600 * 1000),
+        "segment.ms": str(600 * 1000),
+        "min.cleanable.dirty.ratio": "0.1",
+    },
 }
 
 

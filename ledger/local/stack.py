@@ -8,6 +8,7 @@ Order of ``up`` (each step is a no-op when already done):
   5. the local sealer key, when its file does not exist yet (local development only);
   6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one faust consumer group that
      shares the submission partitions), one sequencer, one projector, and the dashboard.
+     One stats worker (``streams.stats``: windowed figures for the dashboard) starts before it.
 ``down`` stops in the reverse order, by pid files only.
 """
 
@@ -42,6 +43,7 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
     }
     commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
     commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
+    commands["stats"] = [sys.executable, "-m", "streams.stats"]
     commands["dashboard"] = [sys.executable, "-m", "streams.dashboard"]
     return commands
 

@@ -5,9 +5,11 @@
   of each shard (chain height, sealed transactions, ``source_offset_end`` for sequence lag).
 - ``PostgresSource``: tracking rows (projected height), recent blocks (throughput), recent
   transactions (confirmation and visibility latency), rejections by code and stage.
+- ``StatsSource`` (``streams.dashboard.stats``): the newest summary of the stats process
+  (windowed figures from the block stream and the rejections, by event time).
 - ``ChainWatcher`` (``streams.dashboard.chain``): verified height or the first broken block.
 
-``Gatherer`` owns the three loops and combines their latest facts into a ``Snapshot`` on demand.
+``Gatherer`` owns the four loops and combines their latest facts into a ``Snapshot`` on demand.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from streams.dashboard.snapshot import (
     ShardTip,
     Snapshot,
     SourceState,
+    StatsFacts,
     build_snapshot,
 )
+from streams.dashboard.stats import StatsSource
 
 log = logging.getLogger("ledger.dashboard")
 
@@ -365,6 +369,8 @@ class Gatherer:
         self.postgres: SourceLoop[PostgresFacts] = SourceLoop(
             "postgres", postgres.gather, postgres.close
         )
+        stats = StatsSource(settings)
+        self.stats: SourceLoop[StatsFacts] = SourceLoop("stats", stats.gather, stats.close)
         self.chain = ChainWatcher(settings)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -373,9 +379,14 @@ class Gatherer:
         self.tasks = [
             asyncio.create_task(self.kafka.run(), name="dashboard-kafka"),
             asyncio.create_task(self.postgres.run(), name="dashboard-postgres"),
+            asyncio.create_task(self.stats.run(), name="dashboard-stats"),
             asyncio.create_task(self.chain.run(), name="dashboard-chain"),
         ]
-        first_rounds = [self.kafka.first_round.wait(), self.postgres.first_round.wait()]
+        first_rounds = [
+            self.kafka.first_round.wait(),
+            self.postgres.first_round.wait(),
+            self.stats.first_round.wait(),
+        ]
         try:
             await asyncio.wait_for(
                 asyncio.gather(*first_rounds), source_timeout_s + 2 * close_timeout_s
@@ -392,9 +403,10 @@ class Gatherer:
     def snapshot(self) -> Snapshot:
         return build_snapshot(
             self.settings.shards,
-            {"kafka": self.kafka.state, "postgres": self.postgres.state},
+            {"kafka": self.kafka.state, "postgres": self.postgres.state, "stats": self.stats.state},
             self.kafka.facts,
             self.postgres.facts,
             self.chain.statuses(),
             wall_ms(),
+            stats=self.stats.facts,
         )

@@ -81,6 +81,7 @@ PAGE_HTML = """<!doctype html>
   <span class="spacer"></span>
   <span class="pill" id="source-kafka"><span class="dot"></span>Kafka</span>
   <span class="pill" id="source-postgres"><span class="dot"></span>PostgreSQL</span>
+  <span class="pill" id="source-stats"><span class="dot"></span>Stats</span>
   <span id="updated">connecting&hellip;</span>
 </header>
 <div id="banner"></div>
@@ -92,6 +93,7 @@ PAGE_HTML = """<!doctype html>
     <svg class="spark" id="spark" viewBox="0 0 300 56" preserveAspectRatio="none"
          aria-label="throughput, last 5 minutes"><path class="area"/><path class="line"/></svg>
     <div class="sub" id="spark-caption">last 5 min</div>
+    <div class="sub" id="tps-source"></div>
   </section>
   <section>
     <h2>Confirmation latency</h2>
@@ -144,6 +146,23 @@ PAGE_HTML = """<!doctype html>
     <table>
       <thead><tr><th>code</th><th class="text">stage</th><th>count</th></tr></thead>
       <tbody id="rejections"></tbody>
+    </table>
+  </section>
+  <section class="half">
+    <h2>Block stream, last minute</h2>
+    <table>
+      <thead><tr>
+        <th>ledger</th><th>tx/s (10 s)</th><th>tx/s (60 s)</th><th class="text">volume (60 s)</th>
+        <th>counted height</th>
+      </tr></thead>
+      <tbody id="stream-ledgers"></tbody>
+    </table>
+  </section>
+  <section class="half">
+    <h2>Rejections, last minute</h2>
+    <table>
+      <thead><tr><th>code</th><th class="text">ledger</th><th>count</th></tr></thead>
+      <tbody id="stream-rejections"></tbody>
     </table>
   </section>
   <section class="half">
@@ -216,7 +235,7 @@ function replaceRows(tbody, rows, emptyText, columns) {
 }
 
 function renderSources(sources) {
-  const names = {kafka: "Kafka", postgres: "PostgreSQL"};
+  const names = {kafka: "Kafka", postgres: "PostgreSQL", stats: "Stats"};
   const rows = [];
   for (const [key, state] of Object.entries(sources)) {
     const pill = $("source-" + key);
@@ -272,6 +291,26 @@ function renderRejections(rejections) {
   ]), "no rejections", 3);
 }
 
+// The stats worker's figures, by event time from the block stream and ledger.rejections.
+function volumes(amounts) {
+  const parts = Object.entries(amounts).map(([asset, amount]) => asset + " " + number.format(amount));
+  return parts.length ? parts.join(", ") : NA;
+}
+function renderStream(stream) {
+  if (stream.rejections_60s === null) {
+    replaceRows($("stream-ledgers"), [], "unavailable (see Sources: Stats)", 5);
+    replaceRows($("stream-rejections"), [], "unavailable (see Sources: Stats)", 3);
+    return;
+  }
+  replaceRows($("stream-ledgers"), stream.ledgers.map((s) => [
+    cell(s.ledger), cell(rate(s.tx_per_s_10s)), cell(rate(s.tx_per_s_60s)),
+    cell(volumes(s.volume_60s), "text"), cell(integer(s.height)),
+  ]), "no ledgers configured", 5);
+  replaceRows($("stream-rejections"), stream.rejections_60s.map((q) => [
+    cell(q.code), cell(q.ledger, "text"), cell(integer(q.count)),
+  ]), "no rejections in the last minute", 3);
+}
+
 function renderSparkline() {
   const now = Date.now();
   while (history.length && history[0].t < now - HISTORY_MS) history.shift();
@@ -302,9 +341,15 @@ function renderSparkline() {
 }
 
 function render(status) {
-  history.push({t: Date.now(), v: status.throughput.tx_per_s_10s});
-  setText("tps10", rate(status.throughput.tx_per_s_10s));
-  setText("tps60", rate(status.throughput.tx_per_s_60s));
+  // Throughput from the block stream (stats) when it is up: it does not wait for the projector.
+  const fromStream = status.stream.tx_per_s_10s !== null;
+  const source = fromStream ? status.stream : status.throughput;
+  history.push({t: Date.now(), v: source.tx_per_s_10s});
+  setText("tps10", rate(source.tx_per_s_10s));
+  setText("tps60", rate(source.tx_per_s_60s));
+  $("tps-source").textContent = fromStream
+    ? "sealed, by seal time, from the block stream"
+    : "from PostgreSQL (stats unavailable)";
   renderSparkline();
   setText("conf-p50", seconds(status.latency.confirmation_s.p50));
   setText("conf-p99", seconds(status.latency.confirmation_s.p99));
@@ -317,6 +362,7 @@ function render(status) {
   renderChain(status.chain, status.ledgers);
   renderLedgers(status.ledgers);
   renderRejections(status.rejections);
+  renderStream(status.stream);
   $("updated").textContent = "updated " + new Date(status.taken_at_ms).toLocaleTimeString();
 }
 

@@ -146,6 +146,7 @@ def families(snapshot: Snapshot, now_ms: int) -> list[Family]:
     )
     for item in snapshot.rejections or ():
         rejections.add(item.count, code=item.code, stage=item.stage)
+    stream = _stream_families(snapshot, now_ms)
     return [
         source_up,
         snapshot_age,
@@ -162,7 +163,48 @@ def families(snapshot: Snapshot, now_ms: int) -> list[Family]:
         verified_height,
         chain_ok,
         rejections,
+        *stream,
     ]
+
+
+def _stream_families(snapshot: Snapshot, now_ms: int) -> list[Family]:
+    """The stats process's windowed figures (``streams.stats``): by event time, from the block
+    stream and ledger.rejections, so they do not trail when the projector lags."""
+    age = Family(
+        "ledger_stats_age_seconds",
+        "gauge",
+        "Age of the newest stats summary (published every 1 s).",
+    )
+    throughput = Family(
+        "ledger_stats_transactions_per_second",
+        "gauge",
+        "Transactions sealed per second over the window, by seal time, from the block stream.",
+    )
+    volume = Family(
+        "ledger_stats_volume_per_minute",
+        "gauge",
+        "Sum of the positive Transfer postings sealed in the last 60 s, in minor units.",
+    )
+    rejections = Family(
+        "ledger_stats_rejections_per_minute",
+        "gauge",
+        "Rejections in the last 60 s, by rejection time, ledger and code.",
+    )
+    height = Family(
+        "ledger_stats_height", "gauge", "Height of the newest block the stats process counted."
+    )
+    if snapshot.stats is not None:
+        age.add(max(0.0, (now_ms - snapshot.stats.published_at_ms) / 1000))
+        for item in snapshot.stream_ledgers():
+            throughput.add(item.sealed_per_s_10s, ledger=item.ledger, window="10s")
+            throughput.add(item.sealed_per_s_60s, ledger=item.ledger, window="60s")
+            for asset, amount in sorted(item.volume_60s.items()):
+                volume.add(amount, ledger=item.ledger, asset=asset)
+            height.add(item.height, ledger=item.ledger)
+        for item in snapshot.stats.ledgers.values():
+            for code, count in sorted(item.rejections_60s.items()):
+                rejections.add(count, ledger=item.ledger, code=code)
+    return [age, throughput, volume, rejections, height]
 
 
 def exposition(snapshot: Snapshot, now_ms: int) -> str:

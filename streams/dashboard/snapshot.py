@@ -1,9 +1,10 @@
 """What the dashboard shows: facts gathered from each source, combined by one pure function.
 
-Each source (Kafka, PostgreSQL, the chain watcher) delivers its own facts on its own schedule;
-``build_snapshot`` combines the latest of them into a ``Snapshot`` that ``/metrics`` and
-``/api/status`` both render, so the page and Prometheus never disagree. A source that is down
-contributes no facts: every value it would have given is ``None`` ("unavailable"), never stale.
+Each source (Kafka, PostgreSQL, the stats summary, the chain watcher) delivers its own facts on
+its own schedule; ``build_snapshot`` combines the latest of them into a ``Snapshot`` that
+``/metrics`` and ``/api/status`` both render, so the page and Prometheus never disagree. A
+source that is down contributes no facts: every value it would have given is ``None``
+("unavailable"), never stale.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-SOURCES = ("kafka", "postgres")
+from streams.stats.summary import Summary, recent
+
+SOURCES = ("kafka", "postgres", "stats")
 
 HEIGHT_NONE = -1
 """Height of a chain without block 0, and tracked height of a ledger nothing was projected of."""
@@ -66,6 +69,51 @@ class PostgresFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamLedger:
+    """One ledger as the stats process counts it from the block stream, by seal time: it does
+    not wait for PostgreSQL, so it does not trail when the projector lags."""
+
+    ledger: str
+    sealed_per_s_10s: float
+    sealed_per_s_60s: float
+    volume_60s: Mapping[str, int]
+    """Asset -> positive Transfer postings sealed in the last 60 s (minor units)."""
+    rejections_60s: Mapping[str, int]
+    """Rejection code -> rejections in the last 60 s (by rejection time)."""
+    height: int | None
+    """Newest block the stats process counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsFacts:
+    published_at_ms: int
+    ledgers: Mapping[str, StreamLedger]
+    """Every configured ledger, then any other label with rejections (``(other)``)."""
+
+
+stream_short_span_ms = 10_000
+stream_long_span_ms = 60_000
+
+
+def stats_facts(summary: Summary, shards: Sequence[str]) -> StatsFacts:
+    """The figures the page and /metrics show, from the newest stats summary."""
+    short, long = recent(summary, stream_short_span_ms), recent(summary, stream_long_span_ms)
+    names = list(shards) + sorted(set(long) - set(shards))
+    ledgers = {}
+    for name in names:
+        last_10s, last_60s = short.get(name), long.get(name)
+        ledgers[name] = StreamLedger(
+            ledger=name,
+            sealed_per_s_10s=0.0 if last_10s is None else last_10s.sealed_per_s,
+            sealed_per_s_60s=0.0 if last_60s is None else last_60s.sealed_per_s,
+            volume_60s={} if last_60s is None else dict(last_60s.volume),
+            rejections_60s={} if last_60s is None else dict(last_60s.rejections),
+            height=summary.heights.get(name),
+        )
+    return StatsFacts(summary.published_at_ms, ledgers)
+
+
+@dataclass(frozen=True, slots=True)
 class ChainStatus:
     """How far the chain watcher has verified one shard, or where the chain broke."""
 
@@ -116,6 +164,14 @@ class Snapshot:
     verify_lag_messages: int | None
     ledgers: tuple[LedgerView, ...]
     rejections: tuple[RejectionCount, ...] | None
+    stats: StatsFacts | None = None
+
+    def stream_ledgers(self) -> tuple[StreamLedger, ...]:
+        """The configured ledgers' stream figures (empty while the stats are unavailable)."""
+        if self.stats is None:
+            return ()
+        shards = {view.ledger for view in self.ledgers}
+        return tuple(item for name, item in self.stats.ledgers.items() if name in shards)
 
     def to_json(self) -> dict[str, Any]:
         """The ``/api/status`` document: totals for the page's cards, then the detail."""
@@ -164,6 +220,7 @@ class Snapshot:
                 {"code": item.code, "stage": item.stage, "count": item.count}
                 for item in self.rejections
             ],
+            "stream": _stream_json(self),
         }
 
 
@@ -174,6 +231,7 @@ def build_snapshot(
     postgres: PostgresFacts | None,
     chains: Mapping[str, ChainStatus],
     now_ms: int,
+    stats: StatsFacts | None = None,
 ) -> Snapshot:
     """Combine the latest facts of every source; None facts mean that source is unavailable."""
     views = tuple(
@@ -203,6 +261,7 @@ def build_snapshot(
         verify_lag_messages=None if kafka is None else kafka.verify_lag_messages,
         ledgers=views,
         rejections=rejections,
+        stats=stats,
     )
 
 
@@ -258,6 +317,37 @@ def _ledger_json(view: LedgerView) -> dict[str, Any]:
         "project_lag_blocks": view.project_lag_blocks,
         "chain_ok": view.chain.ok,
         "chain_error": view.chain.error,
+    }
+
+
+def _stream_json(snapshot: Snapshot) -> dict[str, Any]:
+    """The stats process's figures: keys always present, values None while it is unavailable."""
+    stats = snapshot.stats
+    ledgers = snapshot.stream_ledgers()
+    return {
+        "published_at_ms": None if stats is None else stats.published_at_ms,
+        "tx_per_s_10s": None if stats is None else sum(item.sealed_per_s_10s for item in ledgers),
+        "tx_per_s_60s": None if stats is None else sum(item.sealed_per_s_60s for item in ledgers),
+        "ledgers": [
+            {
+                "ledger": item.ledger,
+                "tx_per_s_10s": item.sealed_per_s_10s,
+                "tx_per_s_60s": item.sealed_per_s_60s,
+                "volume_60s": dict(sorted(item.volume_60s.items())),
+                "height": item.height,
+            }
+            for item in ledgers
+        ],
+        "rejections_60s": None
+        if stats is None
+        else sorted(
+            (
+                {"ledger": item.ledger, "code": code, "count": count}
+                for item in stats.ledgers.values()
+                for code, count in item.rejections_60s.items()
+            ),
+            key=lambda row: (-row["count"], row["ledger"], row["code"]),
+        ),
     }
 
 

@@ -1,0 +1,52 @@
+"""``python -m streams.stats``: the stats worker, as ``ledger up`` runs it (worker ``stats``).
+
+Exit codes: 0 stopped by SIGTERM or SIGINT (faust's own handling); 3 Kafka unreachable or the
+summary topic cannot be created; 4 a bad setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from ledger.client.admin import ensure_topics
+from ledger.errors import ConfigError, InfraError
+from ledger.settings import TOPIC_STATS, Settings
+
+EXIT_INFRA = 3
+EXIT_BAD_INPUT = 4
+
+topic_replication = 1
+"""As ``ledger up`` creates it; a cluster prepared by its operators already has the topic."""
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"stats: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        # ``ledger up`` creates it too; a stack brought up before the stats process existed
+        # has no such topic, and the broker does not create topics on first use.
+        asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                {TOPIC_STATS: settings.topic_partitions()[TOPIC_STATS]},
+                replication=topic_replication,
+            )
+        )
+    except InfraError as exc:
+        print(f"stats: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INFRA)
+    from streams.stats.app import build_app
+
+    app = build_app(settings)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    sys.argv = ["faust", "worker", "--without-web", "--loglevel", "info"]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()
