@@ -37,8 +37,10 @@ block_tx_max_count = 2_000
 block_bytes_max = 4 * 1024 * 1024
 """Largest block by size, before the block's own framing."""
 
-block_wait_ms = 200
-"""A block is sealed at most this long after its first transaction: confirmation < 1 s."""
+block_wait_ms = 150
+"""A block is sealed at most this long after its first transaction: half of the 300 ms p99
+confirmation budget at moderate rates (BENCHMARKS.md); at 12,000 tx/s a block still fills to
+about 1,800 transactions, under block_tx_max_count."""
 
 verified_batch_tx_max_count = 500
 """Envelopes in one ledger.verified message. A block holds whole messages, so blocks fill to

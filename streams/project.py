@@ -15,6 +15,8 @@ the commit writes nothing and a restart resumes after the tracked positions:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import Iterable
@@ -194,8 +196,12 @@ class Projector:
         self.consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-projector")
 
     async def run(self) -> None:
+        """Step 4 overlaps two batches: the next batch is fetched and replayed into rows while
+        PostgreSQL writes and commits the previous one (about half of the wall time per batch
+        at high rates), so one projector keeps up with a faster chain."""
         collect_less()
         connection = await self._connect()
+        writing: asyncio.Task[None] | None = None
         try:
             await self.consumer.start()
             await self._seek(connection)
@@ -211,9 +217,17 @@ class Projector:
                 for topic_partition in sorted(batches, key=lambda tp: (tp.topic, tp.partition)):
                     for message in batches[topic_partition]:
                         self._collect(rows, topic_partition, message.offset, message.value)
+                # One write at a time, in order: the previous batch's must have committed.
+                if writing is not None:
+                    await writing
+                    writing = None
                 if len(rows):
-                    await write(connection, rows)
+                    writing = asyncio.create_task(write(connection, rows))
         finally:
+            if writing is not None:
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
             await self.consumer.stop()
             await connection.close()
 
