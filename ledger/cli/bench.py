@@ -113,3 +113,20 @@ def demo(rate: int, seconds: float) -> None:
         click.echo(f"\rsubmitted {sent} transfers: watch them on the dashboard")
 
     asyncio.run(run())
+
+
+@cli.command("bench-restart")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_restart(as_json: bool) -> None:
+    """Kill -9 the sequencer and projector of the local stack and time their return."""
+    from ledger.client.restart_bench import run_restart_bench
+
+    result = asyncio.run(run_restart_bench(Settings.from_env()))
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        f"history {result['history_transactions']:,} transactions: sealed again "
+        f"{result['sequencer_restart_to_sealed_s']} s after the restart, visible in PostgreSQL "
+        f"after {result['projector_restart_to_visible_s']} s"
+    )
