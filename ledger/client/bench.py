@@ -122,22 +122,32 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def process_cpu(settings: Settings) -> dict[str, float]:
-    """CPU seconds so far of each local process (PostgreSQL includes its live backends)."""
-    usage: dict[str, float] = {}
+def process_cpu(settings: Settings) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of each local process by (role, pid); PostgreSQL with its backends."""
+    usage: dict[tuple[str, int], float] = {}
     for name, pid in running_workers(settings).items():
-        role = name.split("-")[0]
-        usage[role] = usage.get(role, 0.0) + cpu_seconds(pid)
+        usage[(name.split("-")[0], pid)] = cpu_seconds(pid)
     kafka_pid = kafka_cluster(settings).running().get(1)
     if kafka_pid:
-        usage["kafka"] = cpu_seconds(kafka_pid)
+        usage[("kafka", kafka_pid)] = cpu_seconds(kafka_pid)
     postgres_pid = postgres_cluster(settings).pid()
     if postgres_pid:
-        usage["postgres"] = cpu_seconds(postgres_pid) + sum(
-            map(cpu_seconds, children(postgres_pid))
-        )
-    usage["bench"] = cpu_seconds(os.getpid())
+        for pid in (postgres_pid, *children(postgres_pid)):
+            usage[("postgres", pid)] = cpu_seconds(pid)
+    usage[("bench", os.getpid())] = cpu_seconds(os.getpid())
     return usage
+
+
+def cpu_used(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float]
+) -> dict[str, float]:
+    """CPU seconds per role between two readings. A process started in between (a restarted
+    worker, a new backend) counts whole; one that ended in between is not seen after its last
+    reading, so a run with restarts reads slightly low."""
+    used: dict[str, float] = {role: 0.0 for role, _ in before}
+    for (role, pid), seconds in after.items():
+        used[role] = used.get(role, 0.0) + seconds - before.get((role, pid), 0.0)
+    return used
 
 
 def machine() -> str:
@@ -211,7 +221,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         await publisher.stop()
         await connection.close()
     sealed_per_s = figures["sealed"] / max(0.001, (figures["last_sealed_ms"] - start_ms) / 1000)
-    cpu = {name: cpu_after.get(name, 0.0) - before for name, before in cpu_before.items()}
+    cpu = cpu_used(cpu_before, cpu_after)
     published_s = max(0.001, (publish_end_ms - start_ms) / 1000)
     return {
         "sealed_tx_per_s": round(sealed_per_s, 1),
