@@ -7,7 +7,6 @@ import os
 import re
 from datetime import UTC, datetime
 
-from ledger.blocks import ChainCheckpoint, build_block
 from ledger.model import (
     AccountStatus,
     Attest,
@@ -15,15 +14,13 @@ from ledger.model import (
     DefineAsset,
     Hold,
     OpenAccount,
-    Operation,
     Posting,
     RegisterKey,
     RejectionRecord,
     SetAccountStatus,
     Transfer,
 )
-from ledger.replica import AppliedBlock, Replica
-from ledger.signing import Signer, build_tx_body
+from ledger.signing import Signer
 from streams import project
 from streams import rows as rows_module
 from streams.rows import (
@@ -38,35 +35,7 @@ from streams.rows import (
     instant,
     postgres_epoch_ms,
 )
-
-NOW_MS = 1_800_000_000_000
-
-
-class ChainBuilder:
-    """Seals blocks of signed operations and replays them, as the sequencer and projector do."""
-
-    def __init__(self) -> None:
-        self.sealer = Signer.generate()
-        self.replica = Replica("main")
-        self.checkpoint: ChainCheckpoint | None = None
-        self.now_ms = NOW_MS
-
-    def block(self, *signed_ops: tuple[Signer, Operation]) -> AppliedBlock:
-        self.now_ms += 1_000
-        envelopes = [
-            signer.sign(build_tx_body("main", op, now_ms=self.now_ms, external_ref=f"r{index}"))
-            for index, (signer, op) in enumerate(signed_ops)
-        ]
-        block, self.checkpoint = build_block(
-            self.checkpoint,
-            ledger="main",
-            envelopes=envelopes,
-            sealed_at_ms=self.now_ms,
-            source_partition=0,
-            source_offset_end=len(envelopes),
-            signing_key=self.sealer,
-        )
-        return self.replica.apply_block(block)
+from tests.support.chain_builder import NOW_MS, ChainBuilder
 
 
 def test_rows_of_a_small_ledger() -> None:

@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 from postgres_databases import ThrowawayDatabases
 
-from ledger.blocks import ChainCheckpoint, build_block
 from ledger.model import (
     AccountStatus,
     Capture,
@@ -25,15 +24,15 @@ from ledger.model import (
     Transfer,
     Void,
 )
-from ledger.replica import AppliedBlock, Replica
-from ledger.signing import Signer, build_tx_body, key_id
+from ledger.replica import AppliedBlock
+from ledger.signing import Signer, key_id
 from streams.postgres import migrate
 from streams.project import prepare, write
 from streams.rows import Rows, SnapshotRow
+from tests.support.chain_builder import NOW_MS, ChainBuilder
 
 pytestmark = pytest.mark.services
 
-NOW_MS = 1_800_000_000_000
 
 ROW_BY_ROW_BALANCE_UPSERT = """
 INSERT INTO ledger.balances (ledger, account, asset, balance, held, updated_height, updated_seq)
@@ -45,32 +44,6 @@ ON CONFLICT (ledger, account) DO UPDATE SET
 """The projector's balance statement before balances were staged: the reference to agree with."""
 
 BALANCES_QUERY = "SELECT * FROM ledger.balances ORDER BY ledger, account"
-
-
-class Chain:
-    """Seals and replays blocks of signed operations on ledger ``main``, one second apart."""
-
-    def __init__(self) -> None:
-        self.sealer = Signer.generate()
-        self.replica = Replica("main")
-        self.checkpoint: ChainCheckpoint | None = None
-        self.now_ms = NOW_MS
-
-    def block(self, *signed_ops: tuple[Signer, Operation]) -> AppliedBlock:
-        self.now_ms += 1_000
-        envelopes = [
-            signer.sign(build_tx_body("main", op, now_ms=self.now_ms)) for signer, op in signed_ops
-        ]
-        block, self.checkpoint = build_block(
-            self.checkpoint,
-            ledger="main",
-            envelopes=envelopes,
-            sealed_at_ms=self.now_ms,
-            source_partition=0,
-            source_offset_end=len(envelopes),
-            signing_key=self.sealer,
-        )
-        return self.replica.apply_block(block)
 
 
 def batch(*blocks: AppliedBlock) -> Rows:
@@ -89,7 +62,7 @@ class People:
         self.admin, self.issuer = Signer.generate(), Signer.generate()
         self.alice, self.bob = Signer.generate(), Signer.generate()
 
-    def genesis(self, chain: Chain) -> AppliedBlock:
+    def genesis(self, chain: ChainBuilder) -> AppliedBlock:
         return chain.block(
             (self.admin, RegisterKey(self.admin.public_key, ("admin",), ())),
             (self.admin, DefineAsset("USD", 2, "usd.issuer")),
@@ -119,7 +92,7 @@ async def test_staged_balance_upsert_equals_the_row_by_row_upsert(
     projector_connection: asyncpg.Connection, migrated_url: str, databases: ThrowawayDatabases
 ) -> None:
     """Staged balances equal the row-by-row upsert's and the replica's: repeats, new, existing."""
-    people, chain = People(), Chain()
+    people, chain = People(), ChainBuilder()
     first = batch(
         people.genesis(chain),
         chain.block(
@@ -173,7 +146,7 @@ async def test_changes_and_instants_arrive_as_written(
     """Staged hold and rejection changes, row-by-row updates and instants land as written."""
     # Three holds: one captured in the batch that opened it, one voided in the next batch, one
     # lapsing at the start of that batch's block; a rejection delivered three times.
-    people, chain = People(), Chain()
+    people, chain = People(), ChainBuilder()
     genesis = people.genesis(chain)
     funded = chain.block(pay(people.issuer, "usd.issuer", "alice", 1_000))
     opened = chain.block(
@@ -260,7 +233,7 @@ async def test_a_failed_batch_leaves_nothing_staged_for_the_next(
     projector_connection: asyncpg.Connection,
 ) -> None:
     """A batch failing after staging rolls its staged rows back: the next writes only its own."""
-    people, chain = People(), Chain()
+    people, chain = People(), ChainBuilder()
     genesis = batch(people.genesis(chain))
     await write(projector_connection, genesis)
     payment = chain.block(pay(people.issuer, "usd.issuer", "alice", 70))
