@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from ledger import codec, limits
+from ledger.client.kafka import admin_client, committed_reader, transactional_producer
 from ledger.errors import InfraError
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS, TOPIC_STATS
@@ -40,11 +41,7 @@ LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 
 
 def _admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
-        client_id="ledger-admin",
-        request_timeout_ms=request_timeout_ms,
-    )
+    return admin_client(bootstrap_servers, "ledger-admin", request_timeout_ms)
 
 
 async def wait_for_brokers(
@@ -154,19 +151,8 @@ async def publish_genesis(bootstrap_servers: str, block: Block) -> None:
     """
     partition = block.header.source_partition
     topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        transactional_id=f"ledger-init-{block.header.ledger}",
-        enable_idempotence=True,
-        acks="all",
-        max_request_size=limits.message_bytes_max,
-    )
+    consumer = committed_reader(bootstrap_servers, "ledger-init")
+    producer = transactional_producer(bootstrap_servers, f"ledger-init-{block.header.ledger}")
     try:
         await consumer.start()
         end = (await consumer.end_offsets([topic_partition]))[topic_partition]

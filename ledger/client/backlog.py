@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ledger.client.kafka import committed_reader, kafka_errors, request_timeout_ms
+from ledger.client.kafka import admin_client, committed_reader, kafka_errors, request_timeout_ms
 from ledger.errors import Backpressure
 
 BacklogPolicy = Literal["wait", "fail"]
@@ -68,11 +67,7 @@ class BacklogGauge:
     def __init__(self, bootstrap_servers: str, client_id: str, topic: str, group_id: str) -> None:
         self.topic = topic
         self.group_id = group_id
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            client_id=f"{client_id}-backlog",
-            request_timeout_ms=request_timeout_ms,
-        )
+        self._admin = admin_client(bootstrap_servers, f"{client_id}-backlog")
         # Submissions are not transactional, so the last stable offset it reads is the end offset.
         self._reader = committed_reader(bootstrap_servers, f"{client_id}-backlog")
         self._coordinator_id: int | None = None

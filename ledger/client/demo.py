@@ -11,9 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ledger.client.admin import publish_genesis
+from ledger.client.kafka import committed_reader
 from ledger.client.publisher import Publisher, Refused
 from ledger.errors import ConfigError, InfraError
 from ledger.genesis import GenesisSpec, build_genesis
@@ -88,12 +89,7 @@ def write_demo_genesis(directory: Path, ledger: str) -> DemoLedger:
 
 
 async def chain_is_empty(settings: Settings, partition: int) -> bool:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-demo")
     await consumer.start()
     try:
         topic_partition = TopicPartition(TOPIC_BLOCKS, partition)

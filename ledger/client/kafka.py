@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ledger import limits
@@ -39,6 +40,15 @@ def kafka_errors(doing: str) -> Iterator[None]:
         yield
     except KAFKA_ERRORS as exc:
         raise InfraError(f"{doing} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def admin_client(
+    bootstrap_servers: str, client_id: str, timeout_ms: int = request_timeout_ms
+) -> AIOKafkaAdminClient:
+    """An admin client (topics, cluster metadata, consumer-group offsets)."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id=client_id, request_timeout_ms=timeout_ms
+    )
 
 
 def committed_reader(bootstrap_servers: str, client_id: str, **options: Any) -> AIOKafkaConsumer:

@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.client.blockstream import blocks_consumer
-from ledger.client.kafka import VERIFY_GROUP
+from ledger.client.kafka import VERIFY_GROUP, admin_client
 from ledger.errors import DecodeError, LedgerError
 from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from streams.dashboard import queries
@@ -140,10 +140,10 @@ class KafkaSource:
             consumer = blocks_consumer(
                 self.settings.kafka_bootstrap_servers, client_id="ledger-dashboard"
             )
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                client_id="ledger-dashboard-admin",
-                request_timeout_ms=kafka_request_timeout_ms,
+            admin = admin_client(
+                self.settings.kafka_bootstrap_servers,
+                "ledger-dashboard-admin",
+                kafka_request_timeout_ms,
             )
             self.consumer, self.admin = consumer, admin
             await consumer.start()
