@@ -19,6 +19,10 @@ TOPIC_VERIFIED = "ledger.verified"
 TOPIC_BLOCKS = "ledger.blocks"
 TOPIC_REJECTIONS = "ledger.rejections"
 TOPIC_SNAPSHOTS = "ledger.snapshots"
+
+VERIFIED_BATCH_HEADER = ("ledger.schema", b"ledger.v1.VerifiedBatch")
+"""Kafka header that marks a ledger.verified message as a VerifiedBatch. A message without it
+is a single Envelope, the format before batches, still read so that an upgrade loses nothing."""
 TOPIC_STATS = "ledger.stats"
 
 

@@ -30,7 +30,7 @@ from ledger.client.kafka import committed_reader
 from ledger.errors import ConfigError, DecodeError
 from ledger.model import VerifiedEntry
 from ledger.sealing import VerifiedMessage
-from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
+from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, VERIFIED_BATCH_HEADER, Settings
 from ledger.signing import Signer, load_private_key
 from streams.lifecycle import collect_less, run_or_exit
 from streams.shard import ShardSequencer
@@ -46,10 +46,6 @@ poll_wait_ms_max = 100
 fetch_records_max_count = 64
 """Messages of ledger.verified per fetch: each is a batch of up to
 limits.verified_batch_tx_max_count envelopes, so this is several blocks' worth."""
-
-VERIFIED_BATCH_HEADER = ("ledger.schema", b"ledger.v1.VerifiedBatch")
-"""Kafka header that marks a ledger.verified message as a VerifiedBatch. A message without it
-is a single Envelope, the format before batches, still read so that an upgrade loses nothing."""
 
 
 def verified_message(

@@ -44,7 +44,13 @@ from ledger.codec import rejection_code_for
 from ledger.errors import DecodeError
 from ledger.model import BodyHead, Envelope, RejectionRecord, VerifiedBatch, VerifiedEntry
 from ledger.rejections import RejectionCode, Stage
-from ledger.settings import TOPIC_REJECTIONS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
+from ledger.settings import (
+    TOPIC_REJECTIONS,
+    TOPIC_SUBMISSIONS,
+    TOPIC_VERIFIED,
+    VERIFIED_BATCH_HEADER,
+    Settings,
+)
 from ledger.signing import key_id, signature_ok
 from streams.lifecycle import collect_less, run_or_exit
 
@@ -72,9 +78,6 @@ signature_threads = 2
 
 signature_chunk_min_count = 64
 """Below this a batch is checked in one chunk: thread hand-off would cost more than it saves."""
-
-VERIFIED_BATCH_HEADERS = [("ledger.schema", b"ledger.v1.VerifiedBatch")]
-"""Marks a ledger.verified message as a VerifiedBatch (streams.sequence reads both formats)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +250,7 @@ async def publish(
             codec.encode_verified_batch(forward.batch),
             key=forward.batch.ledger.encode(),
             partition=forward.shard_partition,
-            headers=VERIFIED_BATCH_HEADERS,
+            headers=[VERIFIED_BATCH_HEADER],
         )
         for forward in forwards
     ]
