@@ -317,7 +317,7 @@ class Verifier:
             self.executor.shutdown(wait=False)
 
     async def verify_poll(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        """Steps 1 to 6 for one poll."""
+        """Steps 1 to 5 for one poll; its offsets wait for the next commit (step 6)."""
         submissions = [
             Submission(message.partition, message.offset, message.value)
             for messages in polled.values()
