@@ -19,17 +19,23 @@ from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
 
+ISOLATED_KAFKA_PORT = 27092
+"""Broker port of the isolated stack (its controller takes the next one)."""
+
 
 @pytest.fixture()
 def isolated_env() -> Iterator[dict[str, str]]:
-    """A second stack with its own data directory and ports, so the shared one is untouched."""
+    """A second stack with its own data directory and ports, so the shared one is untouched.
+
+    The ports sit below Linux's ephemeral range (32768-60999): a port in it can be taken at
+    any moment by the local end of one of the running stack's own client connections."""
     data_dir = REPO_ROOT / ".data" / "test-isolated-stack"
     env = {
         "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_KAFKA_PORT": "39092",
-        "LEDGER_POSTGRES_PORT": "35432",
+        "LEDGER_KAFKA_PORT": str(ISOLATED_KAFKA_PORT),
+        "LEDGER_POSTGRES_PORT": "27432",
         "LEDGER_KAFKA_HEAP_MB": "384",
-        "LEDGER_DASHBOARD_PORT": "38088",
+        "LEDGER_DASHBOARD_PORT": "27088",
     }
     directories = (data_dir, cluster_directory(data_dir / "postgres"))
     for directory in directories:
@@ -79,11 +85,11 @@ def test_busy_port_is_one_clear_line(isolated_env: dict[str, str]) -> None:
     """A port taken by another program stops `up` with the port, the cause and the setting."""
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", 39092))
+        squatter.bind(("127.0.0.1", ISOLATED_KAFKA_PORT))
         squatter.listen()
         result = run_ledger("up", env=isolated_env)
     line = assert_one_line_error(result, 3)
-    assert "39092" in line, line
+    assert str(ISOLATED_KAFKA_PORT) in line, line
     assert "LEDGER_KAFKA_PORT" in line, line
 
 
