@@ -87,14 +87,16 @@ async def test_every_reachable_code(settings: Settings, test_ledger: TestLedger)
     )
     hold_to_void = signed(alice, Hold("alice", "bob", "USD", 10, now_ms() + 60_000))
     hold_to_exceed = signed(alice, Hold("alice", "bob", "USD", 10, now_ms() + 60_000))
-    hold_to_expire = signed(alice, Hold("alice", "bob", "USD", 10, now_ms() + 1_500))
+    hold_expires_ms = now_ms() + 1_500
+    hold_to_expire = signed(alice, Hold("alice", "bob", "USD", 10, hold_expires_ms))
     await sealed(settings, hold_to_void, hold_to_exceed, hold_to_expire)
     void_id, exceed_id, expire_id = (
         codec.decode_submission(envelope)[1].tx_id
         for envelope in (hold_to_void, hold_to_exceed, hold_to_expire)
     )
     await sealed(settings, signed(bob, Void(void_id)))
-    await asyncio.sleep(2.5)  # the third hold expires at the next block's time
+    # The third hold expires in the first block sealed after its expiry: wait for that time.
+    await asyncio.sleep(max(0.0, (hold_expires_ms - now_ms()) / 1000) + 0.05)
 
     created = now_ms()
     good = signed(alice, usd(("alice", -1), ("bob", 1)))
