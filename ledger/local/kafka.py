@@ -161,7 +161,9 @@ class KafkaCluster:
         if id_file.exists():
             return id_file.read_text().strip()
         self.root.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         id_file.write_text(cluster_id + "\n")
         return cluster_id
 
@@ -195,8 +197,7 @@ class KafkaCluster:
             self._classpath(),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",
             "-c",
             str(node.config_file),
             "--ignore-formatted",
