@@ -1,6 +1,7 @@
 """Avro binary <-> ``ledger.model`` values: the one edge where outside bytes become values.
 
-Schemas are parsed once, at import, from ``schemas/ledger.v1.*.avsc``. Every decoder:
+Schemas are parsed once, at import, from ``schemas/ledger.v1.*.avsc`` (package data of the wheel:
+``ledger/schemas`` links there). Every decoder:
 
 1. refuses input above its size bound before reading a byte (``TooLarge``);
 2. reads with fastavro, translating anything it raises into ``DecodeError``;
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from importlib.resources import files
 from typing import Any, Final, TypeVar, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
-from fastavro.schema import load_schema
 from fastavro.types import Schema
 
 from ledger import limits
@@ -37,8 +38,10 @@ from ledger.model import (
     Block,
     BlockHeader,
     BodyHead,
+    Cosignature,
     DefineAsset,
     Envelope,
+    Evidence,
     Hold,
     OpenAccount,
     Operation,
@@ -48,6 +51,7 @@ from ledger.model import (
     RevokeKey,
     SealedTx,
     SetAccountStatus,
+    SetFinality,
     Transfer,
     TxBody,
     VerifiedBatch,
@@ -55,12 +59,17 @@ from ledger.model import (
 )
 from ledger.rejections import RejectionCode
 
-SCHEMA_DIRECTORY: Final = Path(__file__).resolve().parents[1] / "schemas"
 CURRENT_BODY_VERSION: Final = 1
 """The TxBody version this build writes, and the shape it reads every version into."""
 
 _detail_chars_max: Final = 200
 """fastavro messages can quote whole schemas; an error detail stays one short line."""
+
+EVIDENCE_KINDS: Final = ("EQUIVOCATION", "NOT_EXTENDING", "REPLAY_REFUSED")
+"""``Evidence.kind`` values (``ledger.witnessing.EvidenceKind``)."""
+
+cosignature_bytes_max: Final = 1_024
+"""A cosignature is about 200 bytes; anything much larger is refused before decoding."""
 
 _int32_min: Final = -(2**31)
 _int32_max: Final = 2**31 - 1
@@ -89,16 +98,26 @@ def rejection_code_for(error: DecodeError) -> RejectionCode:
     return RejectionCode.MALFORMED
 
 
-def _load(name: str) -> Schema:
-    return load_schema(str(SCHEMA_DIRECTORY / f"ledger.v1.{name}.avsc"))
+def schema_json(name: str) -> dict[str, Any]:
+    """``schemas/ledger.v1.{name}.avsc``, shipped in the package (``ledger/schemas`` links there)."""
+    text = files("ledger").joinpath("schemas", f"ledger.v1.{name}.avsc").read_text("utf-8")
+    return cast(dict[str, Any], json.loads(text))
+
+
+def _load(name: str, named: dict[str, Any] | None = None) -> Schema:
+    """Parse one schema; ``named`` holds the named types of the schemas it refers to."""
+    return parse_schema(schema_json(name), named_schemas=named if named is not None else {})
 
 
 TX_BODY_SCHEMA: Final = _load("TxBody")
 ENVELOPE_SCHEMA: Final = _load("Envelope")
-BLOCK_HEADER_SCHEMA: Final = _load("BlockHeader")
-BLOCK_SCHEMA: Final = _load("Block")
+_block_types: dict[str, Any] = {}
+BLOCK_HEADER_SCHEMA: Final = _load("BlockHeader", _block_types)
+BLOCK_SCHEMA: Final = _load("Block", _block_types)
 REJECTION_SCHEMA: Final = _load("Rejection")
 VERIFIED_BATCH_SCHEMA: Final = _load("VerifiedBatch")
+COSIGNATURE_SCHEMA: Final = _load("Cosignature")
+EVIDENCE_SCHEMA: Final = _load("Evidence")
 
 
 class BodySchemaRegistry:
@@ -344,6 +363,8 @@ def shape_problem(body: TxBody) -> str | None:
                     return _too_long(f"RegisterKey.{name}[{index}]", value, identifier_max)
     elif isinstance(op, DefineAsset):
         return _not_int32("DefineAsset.scale", op.scale)
+    elif isinstance(op, SetFinality):
+        return _not_int32("SetFinality.threshold", op.threshold)
     return None
 
 
@@ -385,6 +406,8 @@ _TX_BODY_FIELDS: Final = _field_names(TxBody)
 _ENVELOPE_FIELDS: Final = _field_names(Envelope)
 _HEADER_FIELDS: Final = _field_names(BlockHeader)
 _REJECTION_FIELDS: Final = _field_names(RejectionRecord)
+_COSIGNATURE_FIELDS: Final = _field_names(Cosignature)
+_EVIDENCE_FIELDS: Final = _field_names(Evidence)
 
 
 def _record(value: object, names: tuple[str, ...]) -> dict[str, Any]:
@@ -815,3 +838,37 @@ def _read_transfer(raw: bytes) -> TxBody:
         memo,
         external_ref,
     )
+
+
+def encode_cosignature(cosignature: Cosignature) -> bytes:
+    """The canonical Avro bytes of ``cosignature``: one message on ``ledger.cosignatures``."""
+    return _encode(COSIGNATURE_SCHEMA, _record(cosignature, _COSIGNATURE_FIELDS), "Cosignature")
+
+
+def decode_cosignature(raw: bytes) -> Cosignature:
+    """The Cosignature in ``raw`` (canonical bytes only); its signature is not checked here."""
+    record = _read(raw, COSIGNATURE_SCHEMA, "Cosignature", cosignature_bytes_max)
+    cosignature = _convert(lambda fields: Cosignature(**fields), record, "Cosignature")
+    if len(cosignature.ledger) > limits.identifier_chars_max:
+        raise DecodeError(
+            _too_long("Cosignature.ledger", cosignature.ledger, limits.identifier_chars_max)
+        )
+    return cosignature
+
+
+def encode_evidence(evidence: Evidence) -> bytes:
+    """The canonical Avro bytes of ``evidence``: one message on ``ledger.evidence``."""
+    return _encode(EVIDENCE_SCHEMA, _record(evidence, _EVIDENCE_FIELDS), "Evidence")
+
+
+def decode_evidence(raw: bytes) -> Evidence:
+    """The Evidence in ``raw`` (canonical bytes only); its signature is not checked here."""
+    record = _read(raw, EVIDENCE_SCHEMA, "Evidence", limits.message_bytes_max)
+    evidence = _convert(lambda fields: Evidence(**fields), record, "Evidence")
+    if len(evidence.ledger) > limits.identifier_chars_max:
+        raise DecodeError(
+            _too_long("Evidence.ledger", evidence.ledger, limits.identifier_chars_max)
+        )
+    if evidence.kind not in EVIDENCE_KINDS:
+        raise DecodeError(f"Evidence.kind {evidence.kind[:40]!r} is not one of {EVIDENCE_KINDS}")
+    return evidence

@@ -10,12 +10,19 @@ key written by ``ledger keygen``, all under one passphrase)::
                   "issuer_key_file": "usd-issuer.key"}],
       "accounts": [{"account": "alice", "asset": "USD", "max_balance": null,
                     "opening_balance": 100000}],
-      "keys": [{"public_key": "<64 hex>", "roles": [], "accounts": ["alice"]}]
+      "keys": [{"public_key": "<64 hex>", "roles": [], "accounts": ["alice"]},
+               {"public_key": "<64 hex>", "roles": ["witness"], "accounts": []}],
+      "finality_threshold": 2
     }
+
+``keys`` with the ``witness`` role are the witnesses (``ledger.witnessing``);
+``finality_threshold`` (optional, default 0: final when sealed) is how many of them must co-sign
+a block for it to be final. Only an admin ``SetFinality`` changes it later.
 
 Block 0 holds, in this order, each a signed transaction like any other: the admin key
 registering itself, the sealer key, every asset, every account, every issuer key (owning its
-issuer account), every listed key, and one issuance transfer per non-zero opening balance.
+issuer account), every listed key, the finality policy when its threshold is not 0, and one
+issuance transfer per non-zero opening balance.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from ledger.model import (
     Posting,
     RegisterKey,
     Role,
+    SetFinality,
     Transfer,
     TxBody,
 )
@@ -52,6 +60,7 @@ class GenesisSpec:
     assets: list[dict[str, Any]]
     accounts: list[dict[str, Any]]
     keys: list[dict[str, Any]]
+    finality_threshold: int = 0
 
     @classmethod
     def load(cls, path: Path) -> GenesisSpec:
@@ -74,8 +83,9 @@ class GenesisSpec:
                 ],
                 accounts=list(raw.get("accounts", [])),
                 keys=list(raw.get("keys", [])),
+                finality_threshold=int(raw.get("finality_threshold", 0)),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"genesis file {path}: missing or malformed field {exc}") from exc
 
 
@@ -105,6 +115,8 @@ def build_genesis(
         for asset in spec.assets
     ]
     signed += [(admin, _register_listed_key(key)) for key in spec.keys]
+    if spec.finality_threshold:
+        signed.append((admin, SetFinality(spec.finality_threshold)))
     issuer_accounts = {asset["asset"]: asset["issuer_account"] for asset in spec.assets}
     for account in spec.accounts:
         amount = int(account.get("opening_balance", 0))

@@ -74,3 +74,6 @@ assert verified_batch_bytes_max * 2 <= block_bytes_max
 assert clock_skew_ms_max < validity_window_ms_max
 assert 10**asset_scale_max <= int64_max
 assert snapshot_chunk_bytes_max <= message_bytes_max // 2
+
+finality_threshold_max = 64
+"""Witnesses a finality policy may require (SetFinality.threshold)."""

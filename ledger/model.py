@@ -21,6 +21,7 @@ class Role(enum.Enum):
 
     ADMIN = "admin"  # account, asset and key operations
     SEALER = "sealer"  # signs block seals
+    WITNESS = "witness"  # co-signs blocks it verified and replayed (ledger.witnessing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,14 @@ class Attest:
     algorithm: str = "sha256"
 
 
+@dataclass(frozen=True, slots=True)
+class SetFinality:
+    """The ledger's finality policy: a block is final once ``threshold`` distinct registered
+    witnesses co-signed it (or a later block). 0: no witnesses needed, final when sealed."""
+
+    threshold: int
+
+
 Operation = (
     OpenAccount
     | SetAccountStatus
@@ -104,6 +113,7 @@ Operation = (
     | Capture
     | Void
     | Attest
+    | SetFinality
 )
 
 OPERATION_TYPES: tuple[type, ...] = (
@@ -117,6 +127,7 @@ OPERATION_TYPES: tuple[type, ...] = (
     Capture,
     Void,
     Attest,
+    SetFinality,
 )
 """In the order of the Avro union: new operations go at the end."""
 
@@ -228,3 +239,31 @@ class BodyHead:
     ledger: str
     created_at_ms: int
     expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    """Mirrors ``ledger.v1.Cosignature``: a witness vouches for a block (``ledger.witnessing``)."""
+
+    ledger: str
+    height: int
+    block_hash: bytes
+    blocks_root: bytes
+    witness_key: bytes
+    signature: bytes
+    signed_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Mirrors ``ledger.v1.Evidence``: signed proof that the sealer misbehaved."""
+
+    ledger: str
+    height: int
+    kind: str
+    detail: str
+    first: bytes
+    second: bytes | None
+    witness_key: bytes
+    observed_at_ms: int
+    signature: bytes = b""

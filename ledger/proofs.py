@@ -15,6 +15,13 @@ earlier blocks: a transaction's proof is available once one more block has been 
 its own. The newest anchor is the best one (it also proves the block is still in the history
 the sealer signs today), but any later block works.
 
+Finality: ``anchor_cosignatures`` (optional; absent from proofs made before witnesses) lists
+witnesses' cosignatures of the anchor, ``{"witness_key", "signature"}`` each, over the anchor's
+cosignature statement (``ledger.witnessing``); each must verify, so no byte of them can change
+either. Given a ``WitnessPolicy``, ``verify_proof`` holds
+only if at least its threshold of distinct policy witnesses signed: the anchor, and so the block
+it covers, is final, whatever the sealer alone might claim.
+
 Every byte is checked: hex must be lowercase and canonical, keys exact, integers integers, so
 changing any byte of a proof makes it fail.
 """
@@ -27,7 +34,8 @@ from typing import Any, Final
 
 from ledger import blocks, codec, merkle, signing
 from ledger.errors import DecodeError, LedgerError, ProofError, SignatureError
-from ledger.model import Block, BlockHeader, Envelope, TxBody
+from ledger.model import Block, BlockHeader, Cosignature, Envelope, TxBody
+from ledger.witnessing import WitnessPolicy, cosignature_ok
 
 PROOF_VERSION: Final = 1
 
@@ -48,6 +56,8 @@ _PROOF_KEYS: Final = frozenset(
         "block_inclusion",
     }
 )
+_OPTIONAL_PROOF_KEYS: Final = frozenset({"anchor_cosignatures"})
+_COSIGNATURE_KEYS: Final = frozenset({"witness_key", "signature"})
 _seal_bytes: Final = 64
 _hash_bytes: Final = 32
 
@@ -79,11 +89,14 @@ def build_proof(
     block: Block,
     anchor_block: Block,
     block_hashes: Sequence[bytes],
+    anchor_cosignatures: Sequence[Cosignature] = (),
 ) -> dict[str, Any]:
     """The JSON-ready proof of one transaction of ``block``, anchored in ``anchor_block``.
 
     ``block_hashes`` are the hashes of blocks 0.. at least up to ``anchor_block``'s height - 1
-    (more are ignored). Raises ValueError when the inputs cannot make a valid proof.
+    (more are ignored); ``anchor_cosignatures`` are witnesses' cosignatures of the anchor (only
+    those of its exact height and hash are kept). Raises ValueError when the inputs cannot make
+    a valid proof.
     """
     header, anchor = block.header, anchor_block.header
     if anchor.ledger != header.ledger:
@@ -121,16 +134,34 @@ def build_proof(
         "block_inclusion": [
             element.hex() for element in merkle.inclusion_proof(header.height, leaf_hashes)
         ],
+        "anchor_cosignatures": _cosignatures_json(anchor_block, anchor_cosignatures),
     }
+
+
+def _cosignatures_json(anchor: Block, cosignatures: Sequence[Cosignature]) -> list[dict[str, str]]:
+    header = anchor.header
+    digest = blocks.block_hash(header)
+    kept = {
+        cosignature.witness_key: cosignature.signature
+        for cosignature in cosignatures
+        if (cosignature.ledger, cosignature.height, cosignature.block_hash)
+        == (header.ledger, header.height, digest)
+    }
+    return [
+        {"witness_key": key.hex(), "signature": signature.hex()}
+        for key, signature in sorted(kept.items())
+    ]
 
 
 # ---- reading: every value is hostile until checked --------------------------------------------
 
 
-def _mapping(value: object, keys: frozenset[str], where: str) -> Mapping[str, Any]:
+def _mapping(
+    value: object, keys: frozenset[str], where: str, optional: frozenset[str] = frozenset()
+) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ProofError(f"{where} is {type(value).__name__}, expected an object")
-    present = set(value)
+    present = set(value) - (optional & set(value))
     if present != keys:
         missing, unknown = sorted(keys - present), sorted(str(key) for key in present - keys)
         raise ProofError(f"{where}: missing keys {missing}, unknown keys {unknown}")
@@ -214,15 +245,19 @@ def _check_seal(header: BlockHeader, seal: bytes, sealer_key: bytes, where: str)
 # ---- verifying --------------------------------------------------------------------------------
 
 
-def verify_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
-    """Check ``proof`` offline against the sealer's 32-byte public key; a summary if it holds.
+def verify_proof(
+    proof: object, sealer_public_key: bytes, witness_policy: WitnessPolicy | None = None
+) -> dict[str, Any]:
+    """Check ``proof`` offline against the sealer's 32-byte public key and, when given, a
+    witness policy; a summary if it holds.
 
-    Raises ProofError (structure, numbering, Merkle paths) or SignatureError (the envelope
-    signature, either seal, a sealer other than ``sealer_public_key``) with the precise reason.
+    Raises ProofError (structure, numbering, Merkle paths, too few witnesses) or SignatureError
+    (the envelope signature, either seal, a sealer other than ``sealer_public_key``) with the
+    precise reason.
     """
     if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
         raise ValueError("the sealer public key is 32 raw bytes")
-    record = _mapping(proof, _PROOF_KEYS, "proof")
+    record = _mapping(proof, _PROOF_KEYS, "proof", _OPTIONAL_PROOF_KEYS)
     version = _integer(record["version"], "version")
     if version != PROOF_VERSION:
         raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
@@ -274,6 +309,16 @@ def verify_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
         )
     except ProofError as exc:
         raise ProofError(f"block_inclusion in anchor {anchor.height}: {exc}") from exc
+    cosignatures = _cosignatures(record.get("anchor_cosignatures", []), anchor, anchor_hash)
+    finality: dict[str, Any] = {"anchor_cosignatures": len(cosignatures)}
+    if witness_policy is not None:
+        signers = witness_policy.signers(cosignatures, ledger, anchor.height, anchor_hash)
+        if len(signers) < witness_policy.threshold:
+            raise ProofError(
+                f"the anchor is co-signed by {len(signers)} of the given witnesses, "
+                f"{witness_policy.threshold} needed: not final"
+            )
+        finality["final_by"] = sorted(signing.key_id(key) for key in signers)
 
     return {
         "ledger": ledger,
@@ -289,7 +334,35 @@ def verify_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
         "anchor_height": anchor.height,
         "anchor_hash": anchor_hash.hex(),
         "sealer_key_id": signing.key_id(sealer_public_key),
+        **finality,
     }
+
+
+def _cosignatures(value: object, anchor: BlockHeader, anchor_hash: bytes) -> list[Cosignature]:
+    """The listed cosignatures of the anchor: each must verify by the key it names, and the
+    keys are distinct and in ascending order (one spelling per proof)."""
+    if not isinstance(value, list):
+        raise ProofError(f"anchor_cosignatures is {type(value).__name__}, expected a list")
+    cosignatures = []
+    for index, item in enumerate(value):
+        where = f"anchor_cosignatures[{index}]"
+        record = _mapping(item, _COSIGNATURE_KEYS, where)
+        cosignatures.append(
+            Cosignature(
+                ledger=anchor.ledger,
+                height=anchor.height,
+                block_hash=anchor_hash,
+                blocks_root=anchor.blocks_root,
+                witness_key=_bytes(record["witness_key"], f"{where}.witness_key", _hash_bytes),
+                signature=_bytes(record["signature"], f"{where}.signature", _seal_bytes),
+                signed_at_ms=0,
+            )
+        )
+        if not cosignature_ok(cosignatures[-1]):
+            raise SignatureError(f"{where} does not verify over the anchor")
+        if index and cosignatures[-1].witness_key <= cosignatures[-2].witness_key:
+            raise ProofError(f"{where}: witness keys must be distinct and in ascending order")
+    return cosignatures
 
 
 def _checked_transaction(envelope_bytes: bytes, ledger: str) -> tuple[Envelope, TxBody]:

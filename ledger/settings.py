@@ -19,6 +19,8 @@ TOPIC_VERIFIED = "ledger.verified"
 TOPIC_BLOCKS = "ledger.blocks"
 TOPIC_REJECTIONS = "ledger.rejections"
 TOPIC_SNAPSHOTS = "ledger.snapshots"
+TOPIC_COSIGNATURES = "ledger.cosignatures"
+TOPIC_EVIDENCE = "ledger.evidence"
 
 VERIFIED_BATCH_HEADER = ("ledger.schema", b"ledger.v1.VerifiedBatch")
 """Kafka header that marks a ledger.verified message as a VerifiedBatch. A message without it
@@ -67,6 +69,10 @@ class Settings:
     sealer_passphrase: bytes
     verify_workers: int
     sequencer_shards: tuple[str, ...]
+    witness_count: int
+    """Witnesses ``ledger up`` runs (each with its own key): the local stack's stand-ins for
+    independent organisations."""
+    witness_passphrase: bytes
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -101,7 +107,16 @@ class Settings:
             sealer_passphrase=os.environ.get(
                 "LEDGER_SEALER_PASSPHRASE", "local-dev-sealer"
             ).encode(),
+            witness_count=_int("LEDGER_WITNESSES", 3, 0, 16),
+            witness_passphrase=os.environ.get(
+                "LEDGER_WITNESS_PASSPHRASE", "local-dev-witness"
+            ).encode(),
         )
+
+    def witness_key_file(self, index: int) -> Path:
+        """The key file of the local stack's witness ``index`` (1-based); its public key is in
+        the same place with the suffix ``.pub`` (hex)."""
+        return self.data_dir / "keys" / f"witness-{index}.key"
 
     @property
     def local_kafka(self) -> bool:
@@ -127,6 +142,8 @@ class Settings:
             TOPIC_BLOCKS: shard_count,
             TOPIC_REJECTIONS: shard_count,
             TOPIC_SNAPSHOTS: shard_count,
+            TOPIC_COSIGNATURES: shard_count,
+            TOPIC_EVIDENCE: shard_count,
             # One summary document for all shards (streams.stats): its newest message is all.
             TOPIC_STATS: 1,
         }

@@ -26,14 +26,15 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from ledger import codec
-from ledger.client.kafka import committed_reader
 from ledger.errors import DecodeError, InfraError
+from ledger.kafka.clients import committed_reader
 from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.lifecycle import collect_less, run_or_exit
 from streams.rows import (
     ACCOUNT_STATUSES,
     BALANCES,
+    FINALITY_POLICIES,
     HOLD_RESOLUTIONS,
     KEY_REVOCATIONS,
     PROCESSOR,
@@ -107,13 +108,18 @@ def _update_each(table: Table) -> str:
     return f"UPDATE ledger.{table.name} SET {assignments} WHERE {match}"
 
 
-def _upsert_each(table: Table, time_column: str) -> str:
-    """An upsert of one row of ``table.row_type``, stamping ``time_column`` with now()."""
-    placeholders = _columns(f"${index}" for index in range(1, len(table.columns) + 1))
+def _upsert_each(table: Table, time_column: str | None = None) -> str:
+    """An upsert of one row of ``table.row_type``, stamping ``time_column`` (if any) with now()."""
+    placeholders = [f"${index}" for index in range(1, len(table.columns) + 1)]
+    columns, updates = list(table.columns), [_set_excluded(table)]
+    if time_column is not None:
+        columns.append(time_column)
+        placeholders.append("now()")
+        updates.append(f"{time_column} = now()")
     return (
-        f"INSERT INTO ledger.{table.name} ({_columns(table.columns)}, {time_column})"
-        f" VALUES ({placeholders}, now()) ON CONFLICT ({_columns(table.key)})"
-        f" DO UPDATE SET {_set_excluded(table)}, {time_column} = now()"
+        f"INSERT INTO ledger.{table.name} ({_columns(columns)})"
+        f" VALUES ({_columns(placeholders)}) ON CONFLICT ({_columns(table.key)})"
+        f" DO UPDATE SET {_columns(updates)}"
     )
 
 
@@ -124,6 +130,7 @@ STATEMENTS: Final[dict[Table, str]] = {
     REJECTIONS: _insert_from_staged(REJECTIONS, "DO NOTHING"),
     ACCOUNT_STATUSES: _update_each(ACCOUNT_STATUSES),
     KEY_REVOCATIONS: _update_each(KEY_REVOCATIONS),
+    FINALITY_POLICIES: _upsert_each(FINALITY_POLICIES),
     SNAPSHOTS: _upsert_each(SNAPSHOTS, "taken_at"),
     TRACKING: _upsert_each(TRACKING, "updated_at"),
 }

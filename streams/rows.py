@@ -24,6 +24,7 @@ from ledger.state import (
     Attested,
     BalanceChanged,
     Effect,
+    FinalitySet,
     HoldOpened,
     HoldResolved,
     KeyRegistered,
@@ -223,6 +224,14 @@ class HoldResolutionRow(NamedTuple):
     resolved_height: int
 
 
+class FinalityPolicyRow(NamedTuple):
+    """A row of ``ledger.finality_policies``: the ledger's SetFinality in force."""
+
+    ledger: str
+    threshold: int
+    set_height: int
+
+
 class SnapshotRow(NamedTuple):
     """A row of ``ledger.replica_snapshots`` (``taken_at`` is the writing transaction's time)."""
 
@@ -279,6 +288,7 @@ ACCOUNT_STATUSES = Table("accounts", AccountStatusRow, key=("ledger", "account")
 KEY_REVOCATIONS = Table("keys", KeyRevocationRow, key=("ledger", "key_id"))
 HOLD_RESOLUTIONS = Table("holds", HoldResolutionRow, key=("ledger", "hold_id"))
 SNAPSHOTS = Table("replica_snapshots", SnapshotRow, key=("ledger",))
+FINALITY_POLICIES = Table("finality_policies", FinalityPolicyRow, key=("ledger",))
 TRACKING = Table("tracking", TrackingRow, key=("processor", "stream"))
 
 
@@ -304,6 +314,7 @@ class Rows:
     hold_resolutions: dict[tuple[str, bytes], HoldResolutionRow] = field(default_factory=dict)
     tracking: dict[tuple[str, str], TrackingRow] = field(default_factory=dict)
     snapshots: dict[str, SnapshotRow] = field(default_factory=dict)
+    finality_policies: dict[str, FinalityPolicyRow] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.blocks) + len(self.rejections)
@@ -329,6 +340,7 @@ class Rows:
             (HOLD_RESOLUTIONS, self.hold_resolutions.values()),
             (ACCOUNT_STATUSES, self.account_statuses.values()),
             (KEY_REVOCATIONS, self.key_revocations.values()),
+            (FINALITY_POLICIES, self.finality_policies.values()),
             (REJECTIONS, self.rejections),
             (SNAPSHOTS, self.snapshots.values()),
             (TRACKING, self.tracking.values()),
@@ -480,6 +492,8 @@ class Rows:
                 self.attestations.append(
                     AttestationRow(ledger, digest, algorithm, seq, tx_id, key_id, height, sealed_at)
                 )
+            case FinalitySet(threshold, _):
+                self.finality_policies[ledger] = FinalityPolicyRow(ledger, threshold, height)
             case Posted():
                 raise AssertionError("postings are numbered by the caller")
             case _:

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from aiokafka import TopicPartition
 
 from ledger import codec
-from ledger.client.kafka import committed_reader
 from ledger.errors import ConfigError, DecodeError
+from ledger.kafka.clients import committed_reader
 from ledger.model import VerifiedEntry
 from ledger.sealing import VerifiedMessage
 from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, VERIFIED_BATCH_HEADER, Settings

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 
 from ledger import codec
-from ledger.client.blockstream import read_blocks
-from ledger.client.kafka import KAFKA_ERRORS, transactional_producer
 from ledger.errors import ChainError
+from ledger.kafka.blockstream import read_blocks
+from ledger.kafka.clients import KAFKA_ERRORS, transactional_producer
 from ledger.replica import Replica
 from ledger.sealing import BlockCutter, OpenBlock, seal_block
 from ledger.settings import (

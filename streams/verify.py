@@ -34,14 +34,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from ledger import codec, limits
-from ledger.client.kafka import (
+from ledger.codec import rejection_code_for
+from ledger.errors import DecodeError
+from ledger.kafka.clients import (
     VERIFY_GROUP,
     group_consumer,
     idempotent_producer,
     send_batched,
 )
-from ledger.codec import rejection_code_for
-from ledger.errors import DecodeError
 from ledger.model import BodyHead, Envelope, RejectionRecord, VerifiedBatch, VerifiedEntry
 from ledger.rejections import RejectionCode, Stage
 from ledger.settings import (

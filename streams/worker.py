@@ -2,7 +2,8 @@
 
 Every role is a plain asyncio process that owns its Kafka clients: verify a consumer-group
 member, sequence a transactional producer per shard with manual seeks after replay, project a
-manual reader with its PostgreSQL connection. A crash of one never takes down another.
+manual reader with its PostgreSQL connection, finality a consumer-group member recording
+witnesses' cosignatures (``streams.finality``). Witnesses run as ``python -m streams.witness``. A crash of one never takes down another.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 from ledger.settings import Settings
 
-ROLES = ("verify", "sequence", "project")
+ROLES = ("verify", "sequence", "project", "finality")
 USAGE = f"usage: python -m streams.worker {'|'.join(ROLES)}"
 
 
@@ -31,8 +32,10 @@ def main() -> None:
         from streams.verify import run_forever
     elif role == "sequence":
         from streams.sequence import run_forever
-    else:
+    elif role == "project":
         from streams.project import run_forever
+    else:
+        from streams.finality import run_forever
     asyncio.run(run_forever(settings))
 
 

@@ -8,10 +8,10 @@ import subprocess
 import textwrap
 
 import pytest
-from support.ledger_fixture import TestLedger, ensure_test_ledger
+from support.ledger_fixture import TestLedger
 
 from ledger.client.publisher import Sealed
-from ledger.settings import REPO_ROOT, Settings
+from ledger.settings import REPO_ROOT
 
 pytestmark = pytest.mark.services
 
@@ -21,11 +21,6 @@ README = (REPO_ROOT / "README.md").read_text()
 def block_after(heading: str, language: str, index: int = 0) -> str:
     section = README[README.index(heading) :]
     return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)[index]
-
-
-@pytest.fixture(scope="module")
-def test_ledger(settings: Settings) -> TestLedger:
-    return ensure_test_ledger(settings)
 
 
 def test_quick_start_shell_runs(test_ledger: TestLedger) -> None:

@@ -43,7 +43,7 @@ def bench(
     no_record: bool,
 ) -> None:
     """Measure sealed transfers per second and latency through the running pipeline."""
-    from ledger.client.bench import BenchConfig, record, run_bench
+    from ledger.tools.bench.load import BenchConfig, record, run_bench
 
     if rate < 0 or seconds <= 0 or accounts < 2 or not 0 <= hot_share <= 1:
         raise click.BadParameter("need rate >= 0, seconds > 0, accounts >= 2, 0 <= hot-share <= 1")
@@ -68,7 +68,7 @@ def bench(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_core(as_json: bool) -> None:
     """Measure the pure core on one core: codec, signatures, state machine, Merkle."""
-    from ledger.bench import codec, merkle, state
+    from ledger.tools.bench import codec, merkle, state
 
     results = {"codec": codec.run(), "state": state.run(), "merkle": merkle.run()}
     if as_json:
@@ -84,9 +84,9 @@ def bench_core(as_json: bool) -> None:
 @click.option("--seconds", default=30.0, show_default=True, help="How long to run the load.")
 def demo(rate: int, seconds: float) -> None:
     """Initialise the demo ledger (once) and run a light transfer load through it."""
-    from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
     from ledger.client.publisher import Publisher
-    from ledger.workload import transfers
+    from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
+    from ledger.tools.workload import transfers
 
     async def run() -> None:
         settings = Settings.from_env()
@@ -119,7 +119,7 @@ def demo(rate: int, seconds: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_restart(as_json: bool) -> None:
     """Kill -9 the sequencer and projector of the local stack and time their return."""
-    from ledger.client.restart_bench import run_restart_bench
+    from ledger.tools.bench.restart import run_restart_bench
 
     result = asyncio.run(run_restart_bench(Settings.from_env()))
     if as_json:

@@ -21,6 +21,7 @@ from ledger import signing
 from ledger.cli import cli
 from ledger.errors import ChainError, ConfigError, InfraError, LedgerError, ProofError
 from ledger.settings import TOPIC_BLOCKS, Settings
+from ledger.witnessing import WitnessPolicy
 
 DEFAULT_LEDGER = "main"
 
@@ -280,17 +281,37 @@ def _load_proof(path: Path) -> object:
     callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
     help="The ledger's sealer public key (64 hex digits), obtained from a source you trust.",
 )
+@click.option(
+    "--witness-keys",
+    "witness_keys_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of witness public keys (64 hex digits a line; # starts a comment), from a "
+    "source you trust: the proof must carry --threshold of their cosignatures of its anchor.",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    help="How many distinct witnesses of --witness-keys must have co-signed (default: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def verify_proof_command(proof_path: Path, sealer_key: bytes, as_json: bool) -> None:
+def verify_proof_command(
+    proof_path: Path,
+    sealer_key: bytes,
+    witness_keys_path: Path | None,
+    threshold: int | None,
+    as_json: bool,
+) -> None:
     """Check a proof file offline: exit 0 only if it holds, else 1 naming what failed.
 
     Needs no Kafka, no database, no network: the envelope's signature, its path to its block's
-    tx_root, the block's path to the anchor's blocks_root, and both seals by --sealer-key.
+    tx_root, the block's path to the anchor's blocks_root, both seals by --sealer-key and, with
+    --witness-keys, that the anchor is final: co-signed by --threshold of those witnesses.
     """
     from ledger.proofs import verify_proof
 
+    policy = _witness_policy(witness_keys_path, threshold)
     try:
-        summary = verify_proof(_load_proof(proof_path), sealer_key)
+        summary = verify_proof(_load_proof(proof_path), sealer_key, policy)
     except LedgerError as exc:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": _one_line(exc)}))
@@ -304,4 +325,34 @@ def verify_proof_command(proof_path: Path, sealer_key: bytes, as_json: bool) -> 
         f"proof holds: tx {summary['tx_id']} ({summary['kind']}, seq {summary['seq']}) "
         f"in block {summary['height']} of ledger {summary['ledger']}, anchored at block "
         f"{summary['anchor_height']}, sealer {summary['sealer_key_id']}"
+        + (f", final: co-signed by {len(summary['final_by'])} witnesses" if policy else "")
     )
+
+
+def _witness_policy(path: Path | None, threshold: int | None) -> WitnessPolicy | None:
+    """The policy of --witness-keys and --threshold; ConfigError (one line) when malformed."""
+    if path is None:
+        if threshold is not None:
+            raise ConfigError("--threshold needs --witness-keys")
+        return None
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    keys = set()
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != signing.public_key_bytes:
+            raise ConfigError(f"{path}:{number}: not a public key of 64 hex digits")
+        keys.add(key)
+    if not keys:
+        raise ConfigError(f"{path} lists no witness key")
+    if threshold is not None and threshold > len(keys):
+        raise ConfigError(f"--threshold {threshold} is more than the {len(keys)} keys of {path}")
+    return WitnessPolicy(frozenset(keys), threshold or len(keys))

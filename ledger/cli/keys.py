@@ -72,8 +72,8 @@ def keygen(out_path: Path, force: bool, passphrase_env: str, as_json: bool) -> N
 @passphrase_option
 def init(genesis_path: Path, passphrase_env: str) -> None:
     """Seal and publish block 0 of a ledger from a genesis file (once per ledger)."""
-    from ledger.client.admin import publish_genesis
     from ledger.genesis import GenesisSpec, build_genesis
+    from ledger.kafka.admin import publish_genesis
 
     settings = Settings.from_env()
     spec = GenesisSpec.load(genesis_path)

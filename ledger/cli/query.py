@@ -37,7 +37,8 @@ def balance(account: str, ledger: str, as_json: bool) -> None:
 @click.argument("tx_id_hex")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tx(tx_id_hex: str, as_json: bool) -> None:
-    """Status of transaction TX_ID_HEX: sealed (block height, seq) or refused (code)."""
+    """Status of transaction TX_ID_HEX: sealed (block height, seq) and final or not, or refused
+    (code)."""
     from ledger.client.queries import transaction
 
     result = asyncio.run(
@@ -51,6 +52,13 @@ def tx(tx_id_hex: str, as_json: bool) -> None:
             f"sealed: ledger {result['ledger']}, block {result['height']}, seq {result['seq']}, "
             f"{result['kind']} by key {result['key_id']} at {result['sealed_at']}"
         )
+        threshold = result["finality_threshold"]
+        if result["final"]:
+            click.echo(
+                f"final: co-signed by at least {threshold} witnesses" if threshold else "final"
+            )
+        else:
+            click.echo(f"not final yet: waits for {threshold} witnesses to co-sign")
     for rejection in result["rejections"]:
         click.echo(f"refused ({rejection['stage']}): {rejection['code']}: {rejection['detail']}")
 

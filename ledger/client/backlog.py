@@ -28,8 +28,8 @@ from typing import Literal
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from ledger.client.kafka import admin_client, committed_reader, kafka_errors, request_timeout_ms
 from ledger.errors import Backpressure
+from ledger.kafka.clients import admin_client, committed_reader, kafka_errors, request_timeout_ms
 
 BacklogPolicy = Literal["wait", "fail"]
 """What a publisher does when the backlog is over its limit: wait for it to shrink, or raise."""

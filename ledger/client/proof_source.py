@@ -8,7 +8,9 @@ newest block has no proof until the next block is sealed.
 
 The scan is linear in the chain's length. ``prove_from_postgres`` builds the same proof from the
 projector's tables in a few indexed queries (the proof is checked in full by whoever verifies it,
-so PostgreSQL need not be trusted); ``ledger proof`` tries it first.
+so PostgreSQL need not be trusted); ``ledger proof`` tries it first. It anchors the proof in the
+newest block that witnesses co-signed, when there is one after the transaction's, and carries
+those cosignatures, so the proof also shows the transaction final (``ledger.witnessing``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from ledger import codec
 from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError, InfraError, LedgerError
-from ledger.model import Block, BlockHeader, SealedTx
+from ledger.model import Block, BlockHeader, Cosignature, SealedTx
 from ledger.proofs import build_proof
 from ledger.settings import TOPIC_BLOCKS
 
@@ -127,15 +129,37 @@ async def prove_from_postgres(
             )
             if len(hashes) - 1 == height:
                 return None  # no later block projected yet: the chain itself may have one
+            cosigned = await connection.fetchval(
+                "SELECT max(height) FROM ledger.cosignatures WHERE ledger = $1", ledger
+            )
+            anchor_height = cosigned if cosigned is not None and cosigned > height else None
+            anchor_height = anchor_height or len(hashes) - 1
             block = await _block_from_postgres(connection, ledger, height)
-            anchor = await _block_from_postgres(connection, ledger, len(hashes) - 1)
+            anchor = await _block_from_postgres(connection, ledger, anchor_height)
+            cosignatures = [
+                Cosignature(
+                    ledger,
+                    anchor_height,
+                    row["block_hash"],
+                    anchor.header.blocks_root,
+                    row["witness_key"],
+                    row["signature"],
+                    0,
+                )
+                for row in await connection.fetch(
+                    "SELECT witness_key, block_hash, signature FROM ledger.cosignatures"
+                    " WHERE ledger = $1 AND height = $2",
+                    ledger,
+                    anchor_height,
+                )
+            ]
     except (OSError, asyncpg.PostgresError) as exc:
         raise InfraError(f"reading the proof from PostgreSQL failed: {exc}") from exc
     finally:
         await connection.close()
     envelope = _find_envelope(block, tx_id)
     assert envelope is not None
-    return build_proof(envelope, block, anchor, [row["hash"] for row in hashes])
+    return build_proof(envelope, block, anchor, [row["hash"] for row in hashes], cosignatures)
 
 
 async def _block_from_postgres(connection: Any, ledger: str, height: int) -> Block:

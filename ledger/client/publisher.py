@@ -6,21 +6,25 @@ per partition, choosing each message's partition as Kafka's default partitioner 
 (``ledger.client.partitioner``): about 1-2 µs of CPU a message instead of 9 µs for ``send()``.
 Before each chunk it asks the back-pressure gate (``ledger.client.backlog``) whether the ledger
 keeps up. ``submit_and_wait`` also waits for the outcome, which it learns by following
-``ledger.blocks`` and ``ledger.rejections`` (read_committed) from before the submission.
+``ledger.blocks`` and ``ledger.rejections`` (read_committed) from before the submission; with
+``until="final"`` it waits until the block is final under the publisher's ``WitnessPolicy``, which
+it checks itself from ``ledger.cosignatures`` (``ledger.witnessing``): no operator is trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 from ledger import codec
+from ledger.blocks import block_hash
 from ledger.client.backlog import (
     BacklogGate,
     BacklogGauge,
@@ -29,10 +33,12 @@ from ledger.client.backlog import (
     backlog_max_default,
     backlog_wait_s_max_default,
 )
-from ledger.client.kafka import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
 from ledger.client.partitioner import default_partitions
-from ledger.errors import Backpressure, InfraError
-from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
+from ledger.errors import Backpressure, DecodeError, InfraError
+from ledger.kafka.clients import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
+from ledger.model import Cosignature
+from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
+from ledger.witnessing import FinalityTracker, WitnessPolicy
 
 linger_ms = 5
 """For ``enqueue`` only (``submit_many`` closes its batches and sends them at once): small
@@ -44,6 +50,13 @@ back-pressure gate again: about 1 MB of transfers, one full round trip of batche
 the backlog can overshoot its limit by one publisher (less with a small ``backlog_max``)."""
 
 outcome_wait_s_default = 30.0
+
+block_hashes_kept_count = 10_000
+"""Block hashes an OutcomeWatcher keeps per ledger to match cosignatures against: minutes of
+blocks, far more than witnesses lag."""
+
+early_cosignatures_max_count = 10_000
+"""Heights whose cosignatures an OutcomeWatcher holds while their block has not been read."""
 
 assert submit_chunk_count_max <= backlog_max_default * (1 - backlog_low_water_share)
 
@@ -104,6 +117,8 @@ class Sealed:
     height: int
     seq: int
     sealed_at_ms: int
+    final: bool = False
+    """True when the outcome was awaited ``until="final"`` and the block is final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,7 @@ class Refused:
 
 
 Outcome = Sealed | Refused
+Until = Literal["sealed", "final"]
 
 
 class Publisher:
@@ -138,8 +154,11 @@ class Publisher:
         backlog_max: int | None = backlog_max_default,
         on_backlog: BacklogPolicy = "wait",
         backlog_wait_s_max: float = backlog_wait_s_max_default,
+        witness_policy: WitnessPolicy | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.witness_policy = witness_policy
+        """Whose cosignatures make a block final for ``submit_and_wait(until="final")``."""
         self.topic = topic
         self._producer = idempotent_producer(bootstrap_servers, client_id, linger_ms=linger_ms)
         self._gate: BacklogGate | None = None
@@ -296,15 +315,22 @@ class Publisher:
         return delivery
 
     async def submit_and_wait(
-        self, envelopes: Sequence[bytes], timeout_s: float = outcome_wait_s_default
+        self,
+        envelopes: Sequence[bytes],
+        timeout_s: float = outcome_wait_s_default,
+        *,
+        until: Until = "sealed",
     ) -> list[Outcome]:
-        """Publish and wait for each transaction's outcome: sealed in a block, or refused."""
+        """Publish and wait for each transaction's outcome: sealed in a block (and, with
+        ``until="final"``, that block final under ``witness_policy``), or refused."""
+        if until == "final" and self.witness_policy is None:
+            raise ValueError('until="final" needs the Publisher\'s witness_policy')
         if self._watcher is None:
-            self._watcher = OutcomeWatcher(self.bootstrap_servers)
+            self._watcher = OutcomeWatcher(self.bootstrap_servers, self.witness_policy)
             with kafka_errors(f"following blocks at {self.bootstrap_servers}"):
                 await self._watcher.start()
         tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
-        waiting = [self._watcher.expect(tx_id) for tx_id in tx_ids]
+        waiting = [self._watcher.expect(tx_id, until) for tx_id in tx_ids]
         await self.submit_many(envelopes, tx_ids)
         try:
             return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout_s))
@@ -315,14 +341,27 @@ class Publisher:
 
 
 class OutcomeWatcher:
-    """Follows blocks and rejections from the moment it starts and resolves awaited tx_ids."""
+    """Follows blocks, rejections and cosignatures from the moment it starts and resolves
+    awaited tx_ids."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, policy: WitnessPolicy | None = None) -> None:
         self._consumer = committed_reader(
             bootstrap_servers, "ledger-publisher-outcomes", auto_offset_reset="latest"
         )
-        self._consumer.subscribe([TOPIC_BLOCKS, TOPIC_REJECTIONS])
-        self._waiting: dict[bytes, asyncio.Future[Outcome]] = {}
+        topics = [TOPIC_BLOCKS, TOPIC_REJECTIONS]
+        if policy is not None:
+            topics.append(TOPIC_COSIGNATURES)
+        self._consumer.subscribe(topics)
+        self._policy = policy
+        self._waiting: dict[bytes, tuple[asyncio.Future[Outcome], Until]] = {}
+        self._sealed: dict[str, list[tuple[Sealed, asyncio.Future[Outcome]]]] = {}
+        """Per ledger: outcomes sealed and awaited until final."""
+        self._hashes: dict[str, dict[int, bytes]] = {}
+        """Per ledger: the hash of each block seen, to match cosignatures against."""
+        self._trackers: dict[str, FinalityTracker] = {}
+        self._heads: dict[str, int] = {}
+        self._early: dict[tuple[str, int], list[Cosignature]] = {}
+        """Cosignatures read before their block (two topics, two fetches), until it comes."""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -339,17 +378,36 @@ class OutcomeWatcher:
                 await self._task
         await self._consumer.stop()
 
-    def expect(self, tx_id: bytes) -> asyncio.Future[Outcome]:
-        future = self._waiting.get(tx_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._waiting[tx_id] = future
-        return future
+    def expect(self, tx_id: bytes, until: Until = "sealed") -> asyncio.Future[Outcome]:
+        waiting = self._waiting.get(tx_id)
+        if waiting is None:
+            waiting = (asyncio.get_running_loop().create_future(), until)
+            self._waiting[tx_id] = waiting
+        return waiting[0]
 
     def _resolve(self, tx_id: bytes | None, outcome: Outcome) -> None:
-        future = self._waiting.pop(tx_id, None) if tx_id is not None else None
-        if future is not None and not future.done():
+        waiting = self._waiting.pop(tx_id, None) if tx_id is not None else None
+        if waiting is None or waiting[0].done():
+            return
+        future, until = waiting
+        if until == "final" and isinstance(outcome, Sealed):
+            self._sealed.setdefault(outcome.ledger, []).append((outcome, future))
+            self._resolve_final(outcome.ledger)
+        else:
             future.set_result(outcome)
+
+    def _resolve_final(self, ledger: str) -> None:
+        """Resolve the outcomes of ``ledger`` whose block is final by now."""
+        assert self._policy is not None
+        tracker = self._trackers.setdefault(ledger, FinalityTracker(self._policy))
+        final_height = tracker.final_height(self._heads.get(ledger, -1))
+        pending = []
+        for sealed, future in self._sealed.get(ledger, []):
+            if sealed.height > final_height:
+                pending.append((sealed, future))
+            elif not future.done():
+                future.set_result(dataclasses.replace(sealed, final=True))
+        self._sealed[ledger] = pending
 
     async def _follow(self) -> None:
         while True:
@@ -359,12 +417,41 @@ class OutcomeWatcher:
                     assert message.value is not None
                     if topic_partition.topic == TOPIC_BLOCKS:
                         self._on_block(message.value)
+                    elif topic_partition.topic == TOPIC_COSIGNATURES:
+                        self._on_cosignature(message.value)
                     else:
                         self._on_rejection(message.value)
+
+    def _on_cosignature(self, value: bytes) -> None:
+        assert self._policy is not None
+        try:
+            cosignature = codec.decode_cosignature(value)
+        except DecodeError:
+            return  # not a vote; the finality recorder logs it
+        self._count(cosignature)
+
+    def _count(self, cosignature: Cosignature) -> None:
+        assert self._policy is not None
+        ledger = cosignature.ledger
+        chain_hash = self._hashes.get(ledger, {}).get(cosignature.height)
+        if chain_hash is None and cosignature.height > self._heads.get(ledger, -1):
+            if len(self._early) < early_cosignatures_max_count:
+                self._early.setdefault((ledger, cosignature.height), []).append(cosignature)
+            return
+        tracker = self._trackers.setdefault(ledger, FinalityTracker(self._policy))
+        if tracker.add(cosignature, chain_hash) is None:
+            self._resolve_final(ledger)
 
     def _on_block(self, value: bytes) -> None:
         block = codec.decode_block(value)
         header = block.header
+        if self._policy is not None:
+            hashes = self._hashes.setdefault(header.ledger, {})
+            hashes[header.height] = block_hash(header)
+            hashes.pop(header.height - block_hashes_kept_count, None)
+            self._heads[header.ledger] = header.height
+            for cosignature in self._early.pop((header.ledger, header.height), []):
+                self._count(cosignature)
         for sealed in block.transactions:
             tx_id = codec.decode_submission(sealed.envelope)[1].tx_id
             self._resolve(

@@ -60,7 +60,8 @@ async def balance(database_url: str, ledger: str, account: str) -> Balance:
 
 
 async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
-    """Where a transaction stands: sealed (block, seq), refused (code, detail), or unknown."""
+    """Where a transaction stands: sealed (block, seq) and whether final (its block co-signed by
+    the ledger's finality threshold of witnesses), refused (code, detail), or unknown."""
     connection = await _connect(database_url)
     try:
         sealed = await connection.fetchrow(
@@ -73,13 +74,25 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
             "WHERE tx_id = $1 ORDER BY id",
             tx_id,
         )
+        finality = None
+        if sealed is not None:
+            finality = await connection.fetchrow(
+                "SELECT analytics.final_height($1) AS final_height, coalesce("
+                "(SELECT threshold FROM ledger.finality_policies WHERE ledger = $1), 0"
+                ") AS finality_threshold",
+                sealed["ledger"],
+            )
     finally:
         await connection.close()
     if sealed is None and not refused:
         raise NotFound(f"transaction {tx_id.hex()} is neither sealed nor refused (yet)")
     result: dict[str, Any] = {"tx_id": tx_id.hex(), "status": "sealed" if sealed else "refused"}
-    if sealed is not None:
+    if sealed is not None and finality is not None:
         result.update({key: _plain(value) for key, value in dict(sealed).items()})
+        final_height = finality["final_height"]
+        result["final"] = final_height is not None and sealed["height"] <= final_height
+        result["final_height"] = final_height
+        result["finality_threshold"] = finality["finality_threshold"]
     result["rejections"] = [
         {key: _plain(value) for key, value in dict(row).items()} for row in refused
     ]

@@ -34,8 +34,8 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
-from ledger.client.blockstream import blocks_consumer
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
+from ledger.kafka.blockstream import blocks_consumer
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS, Settings
 

@@ -127,7 +127,7 @@ class KafkaCluster:
 
     def wait_ready(self, timeout_s: float) -> None:
         """Block until every running node answers and the metadata lists all of them."""
-        from ledger.client.admin import wait_for_brokers
+        from ledger.kafka.admin import wait_for_brokers
 
         def check_alive() -> None:
             for node in self.nodes:
@@ -162,7 +162,9 @@ class KafkaCluster:
             return id_file.read_text().strip()
         self.root.mkdir(parents=True, exist_ok=True)
         cluster_id = "-"
-        while cluster_id.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
+        while cluster_id.startswith(
+            "-"
+        ):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         id_file.write_text(cluster_id + "\n")
         return cluster_id

@@ -5,10 +5,12 @@ Order of ``up`` (each step is a no-op when already done):
   2. the ledger topics, with partition counts from the settings;
   3. PostgreSQL (when LEDGER_DATABASE_URL is not set), then wait for connections;
   4. the database migrations;
-  5. the local sealer key, when its file does not exist yet (local development only);
-  6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one faust consumer group that
-     shares the submission partitions), one sequencer, one projector, and the dashboard.
-     One stats worker (``streams.stats``: windowed figures for the dashboard) starts before it.
+  5. the local sealer and witness keys, when their files do not exist yet (local development
+     only);
+  6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one consumer group that
+     shares the submission partitions), one sequencer, one projector, the finality recorder,
+     LEDGER_WITNESSES witnesses (keys created on first ``up``), one stats worker
+     (``streams.stats``: windowed figures) and the dashboard.
 ``down`` stops in the reverse order, by pid files only.
 """
 
@@ -20,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.client.admin import ensure_topics, wait_for_brokers
 from ledger.errors import InfraError
+from ledger.kafka.admin import ensure_topics, wait_for_brokers
 from ledger.local import process
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.local.postgres import PostgresCluster
@@ -43,6 +45,19 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
     }
     commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
     commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
+    commands["finality"] = [sys.executable, "-m", "streams.worker", "finality"]
+    for index in range(1, settings.witness_count + 1):
+        key_file = str(settings.witness_key_file(index))
+        name = f"witness-{index}"
+        commands[name] = [
+            sys.executable,
+            "-m",
+            "streams.witness",
+            "--name",
+            name,
+            "--key",
+            key_file,
+        ]
     commands["stats"] = [sys.executable, "-m", "streams.stats"]
     commands["dashboard"] = [sys.executable, "-m", "streams.dashboard"]
     return commands
@@ -95,6 +110,7 @@ def up(settings: Settings) -> list[str]:
     started.extend(f"migration {name}" for name in asyncio.run(migrate(settings.database_url)))
     if ensure_sealer_key(settings):
         started.append(f"sealer key {settings.sealer_key_file}")
+    started.extend(f"witness key {path}" for path in ensure_witness_keys(settings))
     new_workers = [
         name
         for name, command in worker_commands(settings).items()
@@ -102,6 +118,31 @@ def up(settings: Settings) -> list[str]:
     ]
     check_workers_started(settings, new_workers)
     return started + [f"{name} worker" for name in new_workers]
+
+
+def ensure_witness_keys(settings: Settings) -> list[Path]:
+    """Create the local witnesses' keys (and their ``.pub`` files) if missing; returns those
+    created."""
+    created = []
+    for index in range(1, settings.witness_count + 1):
+        key_file = settings.witness_key_file(index)
+        if key_file.exists():
+            continue
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        signer = Signer.generate()
+        save_private_key(key_file, signer, settings.witness_passphrase)
+        key_file.with_suffix(".pub").write_text(signer.public_key.hex() + "\n")
+        created.append(key_file)
+    return created
+
+
+def witness_public_keys(settings: Settings) -> list[bytes]:
+    """The local witnesses' public keys, from their ``.pub`` files (``ensure_witness_keys``)."""
+    return [
+        bytes.fromhex(settings.witness_key_file(index).with_suffix(".pub").read_text().strip())
+        for index in range(1, settings.witness_count + 1)
+        if settings.witness_key_file(index).with_suffix(".pub").exists()
+    ]
 
 
 def ensure_sealer_key(settings: Settings) -> bool:

@@ -19,6 +19,7 @@ from ledger.state.effects import (
     Attested,
     BalanceChanged,
     Effect,
+    FinalitySet,
     HoldOpened,
     HoldResolved,
     KeyRegistered,
@@ -134,6 +135,8 @@ def _apply_rare(state: State, effect: Effect) -> None:
         )
     elif isinstance(effect, KeyRevoked):
         state.keys[effect.key_id].revoked_at_ms = effect.revoked_at_ms
+    elif isinstance(effect, FinalitySet):
+        state.finality_threshold = effect.threshold
     elif isinstance(effect, Attested | Posted):
         pass  # nothing to remember: attestations live in the blocks and the projection
     else:  # pragma: no cover - a new effect type without a writer is a bug

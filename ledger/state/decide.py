@@ -28,6 +28,7 @@ from ledger.model import (
     RegisterKey,
     RevokeKey,
     SetAccountStatus,
+    SetFinality,
     Transfer,
     Tx,
     Void,
@@ -50,6 +51,7 @@ _HANDLERS: dict[type, Callable[[State, Tx, Key, Any, int], Decision]] = {
     RegisterKey: decide_admin.decide_register_key,
     RevokeKey: decide_admin.decide_revoke_key,
     Attest: decide_admin.decide_attest,
+    SetFinality: decide_admin.decide_set_finality,
 }
 
 

@@ -7,13 +7,18 @@ that an earlier one looks up:
 - SetAccountStatus: UNKNOWN_ACCOUNT, ACCOUNT_CLOSED (nothing leaves CLOSED), then
   INVALID_OPERATION for a status the account already has, then ACCOUNT_NOT_EMPTY.
 - RevokeKey: the target key's UNKNOWN_KEY and KEY_REVOKED (it must be found first), then
-  INVALID_OPERATION when it is the last unrevoked admin key (the ledger would be locked forever).
+  INVALID_OPERATION when it is the last unrevoked admin key (the ledger would be locked forever)
+  or a witness whose loss leaves fewer witnesses than the finality threshold (nothing would be
+  final again).
+- SetFinality: INVALID_OPERATION for a threshold outside 0..finality_threshold_max, above the
+  number of unrevoked witness keys (a policy nobody can meet), or equal to the current one.
 """
 
 from __future__ import annotations
 
 from ledger.limits import (
     asset_scale_max,
+    finality_threshold_max,
     identifier_chars_max,
     int64_max,
     owned_accounts_max_count,
@@ -28,6 +33,7 @@ from ledger.model import (
     RevokeKey,
     Role,
     SetAccountStatus,
+    SetFinality,
     Tx,
 )
 from ledger.rejections import Rejected, RejectionCode
@@ -37,12 +43,14 @@ from ledger.state.effects import (
     AccountStatusChanged,
     AssetDefined,
     Attested,
+    FinalitySet,
     KeyRegistered,
     KeyRevoked,
 )
 from ledger.state.state import Key, State, key_id_of
 
 ADMIN_ROLE = Role.ADMIN.value
+WITNESS_ROLE = Role.WITNESS.value
 KNOWN_ROLES = frozenset(role.value for role in Role)
 public_key_bytes = 32
 digest_bytes = 32
@@ -182,6 +190,15 @@ def decide_revoke_key(
         return Rejected(RejectionCode.KEY_REVOKED, f"key {op.key_id} is already revoked")
     if ADMIN_ROLE in target.roles and state.active_admin_count() == 1:
         return Rejected(RejectionCode.INVALID_OPERATION, f"key {op.key_id} is the last admin key")
+    if (
+        WITNESS_ROLE in target.roles
+        and state.active_count_with_role(WITNESS_ROLE) <= state.finality_threshold
+    ):
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"revoking witness {op.key_id} leaves fewer witnesses than the finality threshold "
+            f"{state.finality_threshold}: lower it first",
+        )
     effects = (KeyRevoked(op.key_id, now_ms),)
     return Accepted(tx, now_ms, effects, state.revision)
 
@@ -193,4 +210,29 @@ def decide_attest(state: State, tx: Tx, key: Key, op: Attest, now_ms: int) -> Ac
     if _bad_identifier(op.algorithm):
         return Rejected(RejectionCode.INVALID_OPERATION, f"bad algorithm {op.algorithm!r}")
     effects = (Attested(op.digest, op.algorithm, tx.key_id),)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_set_finality(
+    state: State, tx: Tx, key: Key, op: SetFinality, now_ms: int
+) -> Accepted | Rejected:
+    """Set how many registered witnesses must co-sign a block for it to be final."""
+    if (refused := _unauthorized_unless_admin(tx, key, "SetFinality")) is not None:
+        return refused
+    if not 0 <= op.threshold <= finality_threshold_max:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"threshold {op.threshold} outside 0..{finality_threshold_max}",
+        )
+    witnesses = state.active_count_with_role(WITNESS_ROLE)
+    if op.threshold > witnesses:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"threshold {op.threshold} is more than the {witnesses} registered witnesses",
+        )
+    if op.threshold == state.finality_threshold:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"the finality threshold is already {op.threshold}"
+        )
+    effects = (FinalitySet(op.threshold, state.finality_threshold),)
     return Accepted(tx, now_ms, effects, state.revision)

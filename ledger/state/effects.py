@@ -110,6 +110,14 @@ class Attested:
     key_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class FinalitySet:
+    """The finality policy changed from ``previous`` to ``threshold`` witnesses."""
+
+    threshold: int
+    previous: int
+
+
 Effect = (
     Posted
     | BalanceChanged
@@ -121,6 +129,7 @@ Effect = (
     | HoldOpened
     | HoldResolved
     | Attested
+    | FinalitySet
 )
 
 

@@ -111,6 +111,7 @@ class State:
         "recent_tx_ids",
         "now_ms",
         "tx_count",
+        "finality_threshold",
         "revision",
         "tx_expiry_heap",
         "hold_expiry_heap",
@@ -127,6 +128,8 @@ class State:
         """The time of the latest block begun; block times never go backwards."""
         self.tx_count: int = 0
         """Transactions accepted and applied since genesis."""
+        self.finality_threshold: int = 0
+        """Distinct registered witnesses that must co-sign a block for it to be final (0: none)."""
         self.revision: int = 0
         """Bumped by every mutation; an ``Accepted`` is valid only for the revision it saw."""
         self.tx_expiry_heap: list[tuple[int, bytes]] = []
@@ -145,6 +148,7 @@ class State:
             and self.recent_tx_ids == other.recent_tx_ids
             and self.now_ms == other.now_ms
             and self.tx_count == other.tx_count
+            and self.finality_threshold == other.finality_threshold
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -185,4 +189,16 @@ class State:
 
     def active_admin_count(self) -> int:
         """Unrevoked keys with the admin role (O(keys): only key revocations ask)."""
-        return sum(1 for key in self.keys.values() if not key.revoked and "admin" in key.roles)
+        return self.active_count_with_role("admin")
+
+    def active_count_with_role(self, role: str) -> int:
+        """Unrevoked keys with ``role`` (O(keys): only admin operations ask)."""
+        return sum(1 for key in self.keys.values() if not key.revoked and role in key.roles)
+
+    def witness_keys(self) -> frozenset[bytes]:
+        """Public keys of the unrevoked witnesses: whose cosignatures count toward finality."""
+        return frozenset(
+            key.public_key
+            for key in self.keys.values()
+            if not key.revoked and "witness" in key.roles
+        )

@@ -22,8 +22,8 @@ from aiokafka.errors import KafkaError
 
 from ledger import codec
 from ledger.blocks import ChainVerifier
-from ledger.client.blockstream import blocks_consumer
 from ledger.errors import ChainError, DecodeError
+from ledger.kafka.blockstream import blocks_consumer
 from ledger.settings import TOPIC_BLOCKS, Settings
 from streams.dashboard.snapshot import HEIGHT_NONE, ChainStatus
 

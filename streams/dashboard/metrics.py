@@ -27,9 +27,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ledger import codec
-from ledger.client.blockstream import blocks_consumer
-from ledger.client.kafka import VERIFY_GROUP, admin_client
 from ledger.errors import DecodeError, LedgerError
+from ledger.kafka.blockstream import blocks_consumer
+from ledger.kafka.clients import VERIFY_GROUP, admin_client
 from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
 from streams.dashboard import queries
 from streams.dashboard.chain import ChainWatcher

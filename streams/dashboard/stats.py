@@ -16,8 +16,8 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ledger.client.kafka import committed_reader
 from ledger.errors import InfraError
+from ledger.kafka.clients import committed_reader
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from streams.dashboard.snapshot import StatsFacts, stats_facts
 from streams.stats.summary import Summary, decode_summary

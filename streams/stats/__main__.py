@@ -10,8 +10,8 @@ import asyncio
 import logging
 import sys
 
-from ledger.client.admin import ensure_topics
 from ledger.errors import ConfigError, InfraError
+from ledger.kafka.admin import ensure_topics
 from ledger.settings import TOPIC_STATS, Settings
 
 EXIT_INFRA = 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.client.bench import cpu_per_tx, cpu_used
+from ledger.tools.bench.load import cpu_per_tx, cpu_used
 
 
 def test_a_restarted_worker_counts_its_new_process_whole() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from support.cli import run_ledger
 from support.ledger_fixture import TestLedger
+from support.waiting import eventually_sync
 
 from ledger.client.publisher import Publisher, Sealed
 from ledger.model import Posting, Transfer
@@ -47,13 +47,13 @@ def test_statement_against_the_ledger(
         "external_ref,account,amount,asset\n"
         f"A-{tag},bob,11,USD\nB-{tag},bob,20,USD\nZ-{tag},bob,5,USD\n"
     )
-    deadline = time.monotonic() + 30
-    while True:  # the projector trails the chain by a moment
-        result = run_ledger("reconcile", str(statement), "--json")
-        report = json.loads(result.stdout)
-        if report["counts"]["matched"] == 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    result = eventually_sync(  # the projector trails the chain by a moment
+        lambda: run_ledger("reconcile", str(statement), "--json"),
+        lambda found: json.loads(found.stdout)["counts"]["matched"] == 1,
+        what="reconcile matches the statement's line A",
+        interval_s=0.5,
+    )
+    report = json.loads(result.stdout)
     assert result.returncode == 1
     assert [item["external_ref"] for item in report["matched"]] == [f"A-{tag}"]
     assert [item["ledger_amount"] for item in report["amount_mismatch"]] == [22]

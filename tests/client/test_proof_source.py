@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from support.ledger_fixture import TestLedger
+from support.waiting import eventually
 
 from ledger.client.proof_source import prove_from_postgres, prove_transaction
 from ledger.client.publisher import Publisher, Sealed
@@ -26,12 +25,13 @@ async def test_postgres_and_chain_proofs_agree(settings: Settings, test_ledger: 
         [first] = await publisher.submit_and_wait(envelopes[:1])
         await publisher.submit_and_wait(envelopes[1:])  # a later block to anchor the proof
     assert isinstance(first, Sealed)
-    from_postgres = None
-    for _ in range(60):  # the projector trails the chain by a moment
-        from_postgres = await prove_from_postgres(settings.database_url, "main", first.tx_id)
-        if from_postgres is not None and from_postgres["anchor"]["height"] > first.height:
-            break
-        await asyncio.sleep(0.5)
+    from_postgres = await eventually(  # the projector trails the chain by a moment
+        lambda: prove_from_postgres(settings.database_url, "main", first.tx_id),
+        lambda proof: proof is not None and proof["anchor"]["height"] > first.height,
+        what="PostgreSQL proves the transaction from a later block",
+        timeout_s=30.0,
+        interval_s=0.5,
+    )
     assert from_postgres is not None
     from_chain = await prove_transaction(settings.kafka_bootstrap_servers, "main", first.tx_id)
     sealer = test_ledger.sealer_public_key

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from support.block_topics import create_topic, delete_topics, unique_topic_name
+from support.waiting import eventually
 
-from ledger.client.kafka import committed_reader
 from ledger.client.publisher import Publisher
 from ledger.errors import Backpressure
+from ledger.kafka.clients import committed_reader
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -73,13 +74,6 @@ async def _commit(bootstrap_servers: str, group_id: str, topic: str, offset: int
         await consumer.stop()
 
 
-async def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + condition_wait_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {condition_wait_s:.0f} s: {what}"
-        await asyncio.sleep(condition_poll_s)
-
-
 async def test_fail_raises_backpressure_once_the_backlog_is_over_the_limit(
     settings: Settings, topic: str, group_id: str
 ) -> None:
@@ -112,12 +106,18 @@ async def test_wait_blocks_until_the_group_commits_then_publishes_the_rest(
         bootstrap, topic=topic, group_id=group_id, backlog_max=backlog_max, backlog_wait_s_max=60
     ) as publisher:
         submitting = asyncio.create_task(publisher.submit_many(values, keys))
-        await _wait_until(
-            lambda: (publisher.backlog or 0) > backlog_max, "a reading over the limit"
+        await eventually(
+            lambda: (publisher.backlog or 0) > backlog_max,
+            what="a reading over the limit",
+            timeout_s=condition_wait_s,
+            interval_s=condition_poll_s,
         )
         throttled_at_first_s = publisher.throttled_s
-        await _wait_until(
-            lambda: publisher.throttled_s > throttled_at_first_s, "throttled_s to grow"
+        await eventually(
+            lambda: publisher.throttled_s > throttled_at_first_s,
+            what="throttled_s to grow",
+            timeout_s=condition_wait_s,
+            interval_s=condition_poll_s,
         )
         assert not submitting.done()
         assert await _end_offset(bootstrap, topic) == 150

@@ -6,11 +6,14 @@ import asyncio
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from support.ports import free_port_block
+from support.waiting import eventually
 
-from ledger.client.admin import describe_topics, ensure_topics
+from ledger.kafka.admin import describe_topics, ensure_topics
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.settings import REPO_ROOT, Settings
 
@@ -78,7 +81,11 @@ def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -
     """With replication 3 and min.insync.replicas=2, acks=all writes go on when a broker stops."""
     root = REPO_ROOT / ".data" / "test-three-brokers"
     cluster = KafkaCluster(
-        root, settings.kafka_libs_dir / kafka_version(), base_port=29092, node_count=3, heap_mb=384
+        root,
+        settings.kafka_libs_dir / kafka_version(),
+        base_port=free_port_block(6, settings),
+        node_count=3,
+        heap_mb=384,
     )
     cluster.down()
     shutil.rmtree(root, ignore_errors=True)
@@ -98,12 +105,19 @@ def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -
 async def _replicated_writes(cluster: KafkaCluster) -> None:
     topic = "test.replicated"
     await ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication=3)
-    # A new topic reaches every broker's metadata a moment after it is created.
-    for _ in range(100):
+
+    async def description() -> dict[str, Any]:
         [described] = await describe_topics(cluster.bootstrap_servers, [topic])
-        if described["partitions"] and described["partitions"][0]["leader"] >= 0:
-            break
-        await asyncio.sleep(0.2)
+        return described
+
+    # A new topic reaches every broker's metadata a moment after it is created.
+    described = await eventually(
+        description,
+        lambda found: bool(found["partitions"]) and found["partitions"][0]["leader"] >= 0,
+        what=f"a leader for {topic}",
+        timeout_s=20.0,
+        interval_s=0.2,
+    )
     assert len(described["partitions"][0]["replicas"]) == 3
 
     async def produce(values: list[bytes]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from support.cli import assert_one_line_error, run_ledger
+from support.ports import free_port_block
 
 from ledger.local import process
 from ledger.local.postgres import cluster_directory
@@ -19,23 +20,20 @@ from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
 
-ISOLATED_KAFKA_PORT = 27092
-"""Broker port of the isolated stack (its controller takes the next one)."""
-
 
 @pytest.fixture()
-def isolated_env() -> Iterator[dict[str, str]]:
-    """A second stack with its own data directory and ports, so the shared one is untouched.
-
-    The ports sit below Linux's ephemeral range (32768-60999): a port in it can be taken at
-    any moment by the local end of one of the running stack's own client connections."""
+def isolated_env(settings: Settings) -> Iterator[dict[str, str]]:
+    """A second stack with its own data directory and ports, so the shared one is untouched:
+    Kafka on the first port of a free block (its controller on the next), PostgreSQL and the
+    dashboard after them."""
     data_dir = REPO_ROOT / ".data" / "test-isolated-stack"
+    base = free_port_block(4, settings)
     env = {
         "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_KAFKA_PORT": str(ISOLATED_KAFKA_PORT),
-        "LEDGER_POSTGRES_PORT": "27432",
+        "LEDGER_KAFKA_PORT": str(base),
+        "LEDGER_POSTGRES_PORT": str(base + 2),
         "LEDGER_KAFKA_HEAP_MB": "384",
-        "LEDGER_DASHBOARD_PORT": "27088",
+        "LEDGER_DASHBOARD_PORT": str(base + 3),
     }
     directories = (data_dir, cluster_directory(data_dir / "postgres"))
     for directory in directories:
@@ -85,11 +83,11 @@ def test_busy_port_is_one_clear_line(isolated_env: dict[str, str]) -> None:
     """A port taken by another program stops `up` with the port, the cause and the setting."""
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", ISOLATED_KAFKA_PORT))
+        squatter.bind(("127.0.0.1", int(isolated_env["LEDGER_KAFKA_PORT"])))
         squatter.listen()
         result = run_ledger("up", env=isolated_env)
     line = assert_one_line_error(result, 3)
-    assert str(ISOLATED_KAFKA_PORT) in line, line
+    assert isolated_env["LEDGER_KAFKA_PORT"] in line, line
     assert "LEDGER_KAFKA_PORT" in line, line
 
 

@@ -558,7 +558,7 @@ def test_rejection_codes_for_decode_errors() -> None:
 
 def test_codec_bench_reports_every_figure() -> None:
     """ledger.bench.codec.run() returns its five named figures, each positive; no timing asserted."""
-    from ledger.bench import codec as codec_bench
+    from ledger.tools.bench import codec as codec_bench
 
     figures = codec_bench.run()
     assert set(figures) == {

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from support.ledger_fixture import TestLedger, ensure_test_ledger, insufficient_amount
+from support.ledger_fixture import TestLedger, insufficient_amount
+from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import build_block
@@ -91,11 +90,6 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def test_ledger(settings: Settings) -> TestLedger:
-    return ensure_test_ledger(settings)
-
-
-@pytest.fixture(scope="module")
 async def traffic(settings: Settings, test_ledger: TestLedger) -> list[Outcome]:
     """Two sealed transfers and one refused: fresh latency samples and a rejection row."""
     alice = test_ledger.signer(test_ledger.alice)
@@ -139,17 +133,6 @@ async def get(url: str) -> tuple[aiohttp.ClientResponse, str]:
     return response, body
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], ready: Callable[[Any], bool], timeout_s: float = 30.0
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if ready(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.5)
-
-
 async def test_metrics_is_prometheus_text_with_every_gauge(
     settings: Settings, traffic: list[Outcome], dashboard: str
 ) -> None:
@@ -162,7 +145,10 @@ async def test_metrics_is_prometheus_text_with_every_gauge(
         return parse_metrics(body)
 
     samples = await eventually(
-        scrape, lambda found: sample(found, "ledger_visibility_latency_seconds") is not None
+        scrape,
+        lambda found: sample(found, "ledger_visibility_latency_seconds") is not None,
+        what="a visibility latency on /metrics",
+        interval_s=0.5,
     )
     assert sample(samples, "ledger_source_up", source="kafka") == 1
     assert sample(samples, "ledger_source_up", source="postgres") == 1
@@ -197,7 +183,12 @@ async def test_metrics_agree_with_the_chain_and_the_rejections(
         projected = sample(found, "ledger_projected_height", ledger=ledger) or -1
         return verified >= height and projected >= height
 
-    samples = await eventually(scrape, caught_up)
+    samples = await eventually(
+        scrape,
+        caught_up,
+        what=f"/metrics with {ledger} verified and projected to height {height}",
+        interval_s=0.5,
+    )
     assert (sample(samples, "ledger_chain_height", ledger=ledger) or -1) >= height
     assert (sample(samples, "ledger_chain_verified_height", ledger=ledger) or -1) >= height
     assert (sample(samples, "ledger_projected_height", ledger=ledger) or -1) >= height

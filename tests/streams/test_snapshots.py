@@ -18,8 +18,8 @@ from support.snapshot_states import (
     fixed_replica,
 )
 
-from ledger.client.admin import LEDGER_TOPIC_CONFIGS, ensure_topics
-from ledger.client.kafka import transactional_producer
+from ledger.kafka.admin import LEDGER_TOPIC_CONFIGS, ensure_topics
+from ledger.kafka.clients import transactional_producer
 from ledger.replica import Replica, RestoredReplica
 from ledger.settings import TOPIC_SNAPSHOTS, Settings
 from ledger.snapshots import snapshot_chunks

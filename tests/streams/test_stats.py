@@ -22,13 +22,14 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from support.ledger_fixture import TestLedger, ensure_test_ledger, insufficient_amount
+from support.ledger_fixture import TestLedger, insufficient_amount
+from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import build_block
-from ledger.client.kafka import committed_reader
 from ledger.client.publisher import Publisher, Refused, Sealed
 from ledger.errors import DecodeError
+from ledger.kafka.clients import committed_reader
 from ledger.model import Envelope, Hold, Posting, RejectionRecord, Transfer
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from ledger.signing import Signer, build_tx_body
@@ -66,6 +67,7 @@ from streams.stats.transport import restart_rewind_count
 NOW_MS = 1_800_000_000_000
 wait_s = 25.0
 """The whole integration test stays under 30 s; the stack seals and projects in about one."""
+poll_s = 0.2
 
 settle_ms = 1_500
 """A refusal or a block reaches Kafka within this of its timestamp: after it, no more events
@@ -389,22 +391,6 @@ def instant(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-async def until(probe: Any, ready: Any, what: str) -> Any:
-    deadline = time.monotonic() + wait_s
-    while True:
-        value = await probe()
-        if ready(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {wait_s} s; last seen: {value!r}"[:2_000])
-        await asyncio.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def test_ledger(settings: Settings) -> TestLedger:
-    return ensure_test_ledger(settings)
-
-
 @pytest.mark.services
 async def test_windows_agree_with_postgresql(settings: Settings, test_ledger: TestLedger) -> None:
     """On a known load (transfers, a bad signature, an overdraft) the stats' second windows hold
@@ -440,10 +426,12 @@ async def test_windows_agree_with_postgresql(settings: Settings, test_ledger: Te
             "INSUFFICIENT_FUNDS",
         ]
         # Our rejections as they sit in the topic: their rejected_at_ms bound the interval.
-        mine = await until(
+        mine = await eventually(
             lambda: read_rejections(settings, partition, rejections_start),
             lambda found: {r.tx_id for _, r in found[0]} >= set(refused),
-            "our two rejections on ledger.rejections",
+            what="our two rejections on ledger.rejections",
+            timeout_s=wait_s,
+            interval_s=poll_s,
         )
         rejected_at = [r.rejected_at_ms for _, r in mine[0] if r.tx_id in refused]
         blocks = (
@@ -473,13 +461,15 @@ async def test_windows_agree_with_postgresql(settings: Settings, test_ledger: Te
             )
             return {row["stream"]: row["position"] for row in rows}
 
-        await until(
+        await eventually(
             projected,
             lambda found: (
                 found.get(f"blocks:{ledger}", -1) >= fence.height
                 and found.get(f"rejections:{partition}", 0) >= rejections_next
             ),
-            "PostgreSQL has the fence block and every rejection",
+            what="PostgreSQL has the fence block and every rejection",
+            timeout_s=wait_s,
+            interval_s=poll_s,
         )
 
         def caught_up(summary: Summary | None) -> bool:
@@ -489,11 +479,13 @@ async def test_windows_agree_with_postgresql(settings: Settings, test_ledger: Te
                 and summary.positions.get(TOPIC_REJECTIONS, {}).get(partition, 0) >= rejections_next
             )
 
-        summary = await until(
+        summary = await eventually(
             lambda: latest_summary(settings),
             caught_up,
-            "a stats summary past the fence block and every rejection "
+            what="a stats summary past the fence block and every rejection "
             "(is the stats worker running? .data/workers/stats.log)",
+            timeout_s=wait_s,
+            interval_s=poll_s,
         )
         stats_sealed, stats_volume, _ = sum_windows(summary.seconds, ledger, *blocks)
         _, _, stats_rejections = sum_windows(summary.seconds, ledger, *refusals)
@@ -541,10 +533,12 @@ async def test_dashboard_shows_the_stats(settings: Settings) -> None:
                     assert response.status == 200
                     return await response.text()
 
-            metrics = await until(
+            metrics = await eventually(
                 lambda: fetch("/metrics"),
                 lambda text: 'ledger_source_up{source="stats"} 1' in text,
-                "the dashboard's stats source up",
+                what="the dashboard's stats source up",
+                timeout_s=wait_s,
+                interval_s=poll_s,
             )
             status: Mapping[str, Any] = json.loads(await fetch("/api/status"))
     finally:

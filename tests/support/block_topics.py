@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ledger import codec, limits, signing
 from ledger.blocks import ChainCheckpoint, build_block
-from ledger.client.admin import ensure_topics
+from ledger.kafka.admin import ensure_topics
 from ledger.model import Attest, Block
 
 FORENSIC_LEDGER = "forensic"

@@ -1,7 +1,7 @@
 """Ledger "main" with keys the integration tests hold: the project's demo ledger, made once.
 
 ``make run``, ``ledger bench`` and the tests share one genesis for ``main``
-(``ledger.client.demo``: keys under ``<data dir>/demo/main``, passphrase ``demo``), so whichever
+(``ledger.tools.demo``: keys under ``<data dir>/demo/main``, passphrase ``demo``), so whichever
 of them starts first initialises it and the others can use it. A second, test-only genesis would
 make whichever came second fail. Any test module can call ``ensure_test_ledger(settings)`` (from
 synchronous code, e.g. a session fixture):
@@ -30,12 +30,12 @@ from pathlib import Path
 import pytest
 
 from ledger import codec
-from ledger.client.demo import DEMO_PASSPHRASE, demo_directory, ensure_demo_ledger
 from ledger.client.reader import BlockReader
 from ledger.errors import LedgerError
 from ledger.model import Block
 from ledger.settings import Settings
 from ledger.signing import Signer, load_private_key
+from ledger.tools.demo import DEMO_PASSPHRASE, demo_directory, ensure_demo_ledger
 
 LEDGER = "main"
 ASSET = "USD"

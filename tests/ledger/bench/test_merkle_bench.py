@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.bench import merkle as merkle_bench
+from ledger.tools.bench import merkle as merkle_bench
 
 
 def test_run_reports_positive_figures() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.bench import state as bench
 from ledger.state import Accepted, apply, decide
+from ledger.tools.bench import state as bench
 
 
 def test_bench_workload_is_all_accepted() -> None:

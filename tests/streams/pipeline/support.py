@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from support.waiting import eventually
 
 from ledger import limits
-from ledger.client.blockstream import read_blocks
 from ledger.client.publisher import Outcome, Publisher
+from ledger.kafka.blockstream import read_blocks
 from ledger.replica import Replica
 from ledger.settings import TOPIC_SUBMISSIONS, Settings
 
@@ -46,14 +45,13 @@ async def fetch_until(
     """Run ``query`` until ``done(rows)`` holds; fail the test after ``timeout_s``."""
     connection = await asyncpg.connect(settings.database_url)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            rows = await connection.fetch(query, *args)
-            if done(rows):
-                return list(rows)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"PostgreSQL never satisfied the wait: {query} -> {rows[:5]}")
-            await asyncio.sleep(0.25)
+        rows = await eventually(
+            lambda: connection.fetch(query, *args),
+            done,
+            what=f"PostgreSQL satisfies the wait: {query}",
+            timeout_s=timeout_s,
+        )
+        return list(rows)
     finally:
         await connection.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -13,12 +14,12 @@ import pytest
 from support.ledger_fixture import TestLedger
 
 from ledger import codec
-from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
 from ledger.client.publisher import Publisher
 from ledger.local import process
 from ledger.local.stack import start_worker, worker_commands, worker_files
 from ledger.settings import Settings
-from ledger.workload import transfers
+from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
+from ledger.tools.workload import transfers
 
 from .support import fetch_until, replay_chain
 
@@ -57,6 +58,12 @@ async def killer(settings: Settings, rng: random.Random, stop: asyncio.Event) ->
     return kills
 
 
+def restart_stopped_workers(settings: Settings) -> None:
+    """Start any worker the killer left dead (it may have been cancelled between kill and start)."""
+    for name, command in worker_commands(settings).items():
+        start_worker(settings, name, command)
+
+
 async def test_kill_9_during_load(settings: Settings, test_ledger: TestLedger) -> None:
     """Under 20,000 transfers and repeated kill -9 of every worker, each accepted tx_id is sealed
     exactly once, the chain verifies without a fork, and PostgreSQL equals a replay of the chain."""
@@ -70,10 +77,18 @@ async def test_kill_9_during_load(settings: Settings, test_ledger: TestLedger) -
     rng = random.Random(created)
     stop = asyncio.Event()
     killing = asyncio.create_task(killer(settings, rng, stop))
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
-        for start in range(0, transaction_count, publish_chunk_count):
-            await publisher.submit_many(envelopes[start : start + publish_chunk_count])
-            await asyncio.sleep(0.4)
+    try:
+        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+            for start in range(0, transaction_count, publish_chunk_count):
+                await publisher.submit_many(envelopes[start : start + publish_chunk_count])
+                await asyncio.sleep(0.4)
+    except BaseException:
+        # The killer must not outlive this test: it would go on killing under later tests.
+        killing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await killing
+        restart_stopped_workers(settings)
+        raise
     stop.set()
     kills = await killing
     assert min(kills.values()) >= kills_per_role, kills

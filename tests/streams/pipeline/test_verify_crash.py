@@ -23,7 +23,7 @@ import signal
 import time
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +32,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from support.ledger_fixture import TestLedger
+from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import block_hash
-from ledger.client.blockstream import read_blocks
-from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
-from ledger.client.kafka import VERIFY_GROUP, committed_reader
 from ledger.client.publisher import Publisher
+from ledger.kafka.blockstream import read_blocks
+from ledger.kafka.clients import VERIFY_GROUP, committed_reader
 from ledger.local import process
 from ledger.local.stack import worker_commands, worker_files
 from ledger.model import Block, RejectionRecord
@@ -50,7 +50,8 @@ from ledger.settings import (
     TOPIC_VERIFIED,
     Settings,
 )
-from ledger.workload import transfers
+from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
+from ledger.tools.workload import transfers
 from streams.sequence import VERIFIED_BATCH_HEADER
 
 pytestmark = pytest.mark.services
@@ -114,7 +115,12 @@ async def test_kill_9_between_forwarding_and_committing_loses_and_duplicates_not
         assert kills == kill_rounds * len(WORKERS) and published
         # 1. the group verified and committed every submission of ours: no copy is still to come
         ends = submission_ends(published)
-        await wait_for(functools.partial(committed_past, admin, ends), "verify caught up")
+        await eventually(
+            functools.partial(committed_past, admin, ends),
+            what="verify caught up",
+            timeout_s=settle_wait_s,
+            interval_s=poll_interval_s,
+        )
         # 2. the sequencer sealed past everything ledger.verified holds by then
         verified_end = (await end_offsets(probe, [topics.verified]))[topics.verified]
     blocks: list[Block] = []
@@ -127,7 +133,12 @@ async def test_kill_9_between_forwarding_and_committing_loses_and_duplicates_not
         ]
         return bool(blocks) and blocks[-1].header.source_offset_end >= verified_end
 
-    await wait_for(sealed_past_verified_end, "sequencer caught up")
+    await eventually(
+        sealed_past_verified_end,
+        what="sequencer caught up",
+        timeout_s=settle_wait_s,
+        interval_s=poll_interval_s,
+    )
 
     ours = set(published)
     sealed = Counter(
@@ -247,10 +258,10 @@ async def killer(
             theirs = await wait_for_assignment(admin, before)
             # Batches of their partitions written before now came from the previous owners.
             watcher.seek(verified, (await end_offsets(probe, [verified]))[verified])
-            await wait_for(
+            await eventually(
                 functools.partial(forwarded_from, watcher, verified, theirs),
-                "a batch forwarded by this test's workers",
-                join_wait_s,
+                what="a batch forwarded by this test's workers",
+                timeout_s=join_wait_s,
                 interval_s=0.0,
             )
             kills += sum(kill_9(settings, name) for name in WORKERS)
@@ -272,7 +283,12 @@ async def wait_for_assignment(admin: AIOKafkaAdminClient, before: set[str]) -> s
         theirs.update(*new.values())
         return True
 
-    await wait_for(assigned, "this test's workers joined the verify group", join_wait_s)
+    await eventually(
+        assigned,
+        what="this test's workers joined the verify group",
+        timeout_s=join_wait_s,
+        interval_s=poll_interval_s,
+    )
     assert theirs, "the group gave this test's workers no partition"
     return theirs
 
@@ -361,20 +377,6 @@ async def kafka_clients(
             await admin.close()
     finally:
         await probe.stop()
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]],
-    what: str,
-    timeout_s: float = settle_wait_s,
-    interval_s: float = poll_interval_s,
-) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for: {what}")
-        await asyncio.sleep(interval_s)
 
 
 async def group_state(admin: AIOKafkaAdminClient) -> tuple[str, dict[str, set[int]]]:

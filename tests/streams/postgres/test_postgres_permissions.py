@@ -135,7 +135,7 @@ async def test_no_privilege_on_the_ledger_schema_or_its_tables(
     connection: asyncpg.Connection,
 ) -> None:
     """The catalog agrees: no USAGE on schema ledger, no privilege on any of its tables or
-    sequences, and EXECUTE on no analytics function but balance_at."""
+    sequences, and EXECUTE on no analytics function but balance_at and final_height."""
     assert not await connection.fetchval(
         "SELECT has_schema_privilege($1, 'ledger', 'USAGE, CREATE')", ANALYST
     )
@@ -159,7 +159,7 @@ async def test_no_privilege_on_the_ledger_schema_or_its_tables(
         """,
         ANALYST,
     )
-    assert [row["proname"] for row in functions] == ["balance_at"]
+    assert sorted(row["proname"] for row in functions) == ["balance_at", "final_height"]
 
 
 async def test_balance_at_is_security_definer_with_a_fixed_search_path(

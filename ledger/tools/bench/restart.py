@@ -21,13 +21,13 @@ from typing import Any
 
 import asyncpg
 
-from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
 from ledger.client.publisher import Publisher, Sealed
 from ledger.errors import InfraError
 from ledger.local import process
 from ledger.local.stack import start_worker, worker_commands, worker_files
 from ledger.settings import Settings
-from ledger.workload import transfers
+from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
+from ledger.tools.workload import transfers
 
 restarted_roles = ("sequence", "project")
 outcome_wait_s = 120.0

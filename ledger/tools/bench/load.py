@@ -25,13 +25,13 @@ from typing import Any
 import asyncpg
 
 from ledger import codec
-from ledger.client.demo import ensure_demo_ledger, ensure_load_accounts
 from ledger.client.publisher import Publisher
 from ledger.errors import InfraError
 from ledger.local.stack import kafka_cluster, postgres_cluster, running_workers
 from ledger.settings import Settings
 from ledger.signing import Signer, signature_ok
-from ledger.workload import LoadAccounts, transfers
+from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
+from ledger.tools.workload import LoadAccounts, transfers
 
 ceiling_measure_s = 2.0
 publish_tick_s = 0.02
@@ -217,6 +217,10 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         )
         cpu_after = process_cpu(settings)
         figures = await _figures(connection, demo.ledger, first_seq, start_ms)
+        witnesses = [name for name in running_workers(settings) if name.startswith("witness")]
+        final = await _final_figures(
+            connection, demo.ledger, first_seq, max(drain_wait_s_min, config.duration_s * 3)
+        )
     finally:
         await publisher.stop()
         await connection.close()
@@ -235,6 +239,8 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         "rejected_by_code": figures["rejected_by_code"],
         "latency_ms": figures["latency_ms"],
         "visible_latency_ms": figures["visible_latency_ms"],
+        "witnesses_running": len(witnesses),
+        "final": final,
         "verify_ceiling_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(sealed_per_s / ceiling, 3) if ceiling else 0.0,
         "cpu_seconds": {name: round(seconds, 1) for name, seconds in cpu.items()},
@@ -377,13 +383,82 @@ async def _figures(
     }
 
 
-CPU_COLUMNS = ("verify", "sequence", "project", "stats", "kafka", "postgres", "bench")
+async def _final_figures(
+    connection: asyncpg.Connection, ledger: str, first_seq: int, wait_s: float
+) -> dict[str, Any] | None:
+    """created -> final of the run's transactions (None without a finality policy): a block is
+    final when the threshold-th witness signed it, by that witness's clock. Waits up to
+    ``wait_s`` for the run's last block to become final, since witnesses may lag."""
+    threshold = await connection.fetchval(
+        "SELECT threshold FROM ledger.finality_policies WHERE ledger = $1", ledger
+    )
+    last_height = await connection.fetchval(
+        "SELECT max(height) FROM ledger.transactions WHERE ledger = $1 AND seq >= $2",
+        ledger,
+        first_seq,
+    )
+    if not threshold or last_height is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        final_height = await connection.fetchval("SELECT analytics.final_height($1)", ledger)
+        if final_height is not None and final_height >= last_height:
+            break
+        await asyncio.sleep(0.5)
+    row = await connection.fetchrow(
+        """
+        WITH ours AS (
+            SELECT height, created_at FROM ledger.transactions
+            WHERE ledger = $1 AND seq >= $2 AND external_ref LIKE 'load-%'
+        ),
+        final_at AS (
+            SELECT height, signed_at FROM (
+                SELECT height, signed_at,
+                       row_number() OVER (PARTITION BY height ORDER BY signed_at) AS rank
+                FROM ledger.cosignatures
+                WHERE ledger = $1 AND height >= (SELECT min(height) FROM ours)
+            ) AS ranked
+            WHERE rank = $3
+        )
+        SELECT count(*) AS final,
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM f.signed_at - o.created_at) * 1000
+               ) AS final_p
+        FROM ours o JOIN final_at f USING (height)
+        """,
+        ledger,
+        first_seq,
+        threshold,
+    )
+    values = row["final_p"] or [0.0, 0.0, 0.0]
+    return {
+        "threshold": threshold,
+        "final": row["final"],
+        "latency_ms": {
+            "p50": round(values[0], 1),
+            "p95": round(values[1], 1),
+            "p99": round(values[2], 1),
+        },
+    }
+
+
+CPU_COLUMNS = (
+    "verify",
+    "sequence",
+    "project",
+    "stats",
+    "kafka",
+    "postgres",
+    "bench",
+    "witness",
+    "finality",
+)
 
 RUNS_HEADER = (
     "| date (UTC) | machine | command | sealed tx/s | published tx/s, throttled s "
-    "| p50 / p99 sealed ms | p50 / p99 visible ms | rejected "
+    "| p50 / p99 sealed ms | p50 / p99 visible ms | witnesses: p50 / p99 final ms | rejected "
     f"| CPU µs per tx: total ({', '.join(CPU_COLUMNS)}) |\n"
-    "|---|---|---|---|---|---|---|---|---|\n"
+    "|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 
@@ -392,8 +467,8 @@ def record(result: dict[str, Any], command: str, path: Path) -> None:
     if not path.exists() or RUNS_HEADER.splitlines()[0] not in path.read_text():
         with open(path, "a") as out:
             out.write(
-                "\n## Runs (CPU per transaction)\n\nEvery `ledger bench` run appends a row here.\n\n"
-                + RUNS_HEADER
+                "\n## Runs (CPU per transaction, finality)\n\nEvery `ledger bench` run appends a "
+                "row here.\n\n" + RUNS_HEADER
             )
     per_tx = result["cpu_us_per_tx"]
     cpu_text = (
@@ -409,7 +484,15 @@ def record(result: dict[str, Any], command: str, path: Path) -> None:
         f"| {result['sealed_tx_per_s']} | {result['published_tx_per_s']}, {result['throttled_s']} "
         f"| {result['latency_ms']['p50']} / {result['latency_ms']['p99']} "
         f"| {result['visible_latency_ms']['p50']} / {result['visible_latency_ms']['p99']} "
-        f"| {rejected} | {cpu_text} |\n"
+        f"| {_final_text(result)} | {rejected} | {cpu_text} |\n"
     )
     with open(path, "a") as out:
         out.write(row)
+
+
+def _final_text(result: dict[str, Any]) -> str:
+    final = result.get("final")
+    if not result.get("witnesses_running") or final is None:
+        return "off"
+    latency = final["latency_ms"]
+    return f"{result['witnesses_running']}, k={final['threshold']}: {latency['p50']} / {latency['p99']}"

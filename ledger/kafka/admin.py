@@ -13,8 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from ledger import codec, limits
-from ledger.client.kafka import admin_client, committed_reader, transactional_producer
 from ledger.errors import InfraError
+from ledger.kafka.clients import admin_client, committed_reader, transactional_producer
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS, TOPIC_STATS
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec
-from ledger.client.kafka import committed_reader
+from ledger.kafka.clients import committed_reader
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS
 

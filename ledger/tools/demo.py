@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from ledger.client.admin import publish_genesis
-from ledger.client.kafka import committed_reader
 from ledger.client.publisher import Publisher, Refused
 from ledger.errors import ConfigError, InfraError
 from ledger.genesis import GenesisSpec, build_genesis
+from ledger.kafka.admin import publish_genesis
+from ledger.kafka.clients import committed_reader
+from ledger.local.stack import witness_public_keys
+from ledger.model import Role
 from ledger.settings import TOPIC_BLOCKS, Settings
 from ledger.signing import Signer, load_private_key, save_private_key
-from ledger.workload import LoadAccounts, accounts_per_key_count, setup_phases
+from ledger.tools.workload import LoadAccounts, accounts_per_key_count, setup_phases
 
 DEMO_PASSPHRASE = b"demo"
 DEMO_ASSETS = {"USD": "usd.issuer", "EUR": "eur.issuer"}
@@ -57,8 +60,16 @@ def _key(directory: Path, name: str) -> Signer:
     return signer
 
 
-def write_demo_genesis(directory: Path, ledger: str) -> DemoLedger:
-    """Create (or load) the demo keys and write genesis.json next to them."""
+def demo_finality_threshold(witness_count: int) -> int:
+    """The demo's policy: two witnesses of three (or all of fewer)."""
+    return min(2, witness_count)
+
+
+def write_demo_genesis(
+    directory: Path, ledger: str, witness_keys: Sequence[bytes] = ()
+) -> DemoLedger:
+    """Create (or load) the demo keys and write genesis.json next to them; ``witness_keys``
+    are registered as witnesses, with ``demo_finality_threshold`` of them needed."""
     directory.mkdir(parents=True, exist_ok=True)
     admin = _key(directory, "admin")
     issuers = {asset: _key(directory, f"{asset.lower()}-issuer") for asset in DEMO_ASSETS}
@@ -82,7 +93,12 @@ def write_demo_genesis(directory: Path, ledger: str) -> DemoLedger:
         "keys": [
             {"public_key": owners[account].public_key.hex(), "roles": [], "accounts": [account]}
             for account in DEMO_ACCOUNTS
+        ]
+        + [
+            {"public_key": key.hex(), "roles": [Role.WITNESS.value], "accounts": []}
+            for key in witness_keys
         ],
+        "finality_threshold": demo_finality_threshold(len(witness_keys)),
     }
     (directory / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
     return DemoLedger(ledger, directory, admin, issuers, owners)
@@ -112,7 +128,7 @@ async def ensure_demo_ledger(settings: Settings, ledger: str | None = None) -> D
             f"ledger {ledger!r} was initialised with another genesis than the demo's ({directory}); "
             f"use that genesis's keys, or start from an empty data directory"
         )
-    demo = write_demo_genesis(directory, ledger)
+    demo = write_demo_genesis(directory, ledger, witness_public_keys(settings))
     if empty:
         sealer = load_private_key(settings.sealer_key_file, settings.sealer_passphrase)
         spec = GenesisSpec.load(directory / "genesis.json")

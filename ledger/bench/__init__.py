@@ -1,1 +1,0 @@
-"""Micro-benchmarks of the pure core; `ledger bench` prints them."""

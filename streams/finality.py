@@ -1,0 +1,236 @@
+"""The finality recorder: witnesses' cosignatures and evidence into PostgreSQL.
+
+A consumer-group member (group ``ledger.finality``) of ``ledger.cosignatures`` and
+``ledger.evidence``. Per poll, in one PostgreSQL transaction, then an offset commit:
+
+- a cosignature counts (``ledger.cosignatures``) when it decodes, its key is registered on the
+  ledger with the witness role and not revoked, its signature verifies, and it covers the block
+  the chain has at that height (as projected: a cosignature of a block not projected yet waits
+  for it). Anything else is a row of ``ledger.ignored_messages`` with the reason, never a vote;
+- evidence signed by a registered witness is kept in ``ledger.evidence``; other evidence is
+  ignored the same way.
+
+``analytics.final_height(ledger)`` (migration 0006) turns the cosignatures into the final height.
+Inserts are idempotent (primary keys), so a redelivered poll writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
+
+from ledger import codec
+from ledger.errors import DecodeError
+from ledger.kafka.clients import group_consumer
+from ledger.model import Cosignature, Evidence
+from ledger.settings import TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
+from ledger.signing import key_id
+from ledger.witnessing import cosignature_problem, evidence_ok
+from streams.lifecycle import run_or_exit
+
+log = logging.getLogger("ledger.finality")
+
+FINALITY_GROUP = "ledger.finality"
+poll_wait_ms = 200
+projection_wait_s = 30.0
+"""How long a cosignature waits for its block to be projected before it is ignored."""
+projection_poll_s = 0.1
+
+_INSERT_COSIGNATURE = """
+INSERT INTO ledger.cosignatures
+    (ledger, height, witness_key_id, witness_key, block_hash, signature, signed_at)
+VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))
+ON CONFLICT DO NOTHING
+"""
+_INSERT_EVIDENCE = """
+INSERT INTO ledger.evidence
+    (ledger, height, kind, detail, witness_key_id, observed_at, message)
+VALUES ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0), $7)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_IGNORED = """
+INSERT INTO ledger.ignored_messages (topic, partition, "offset", reason)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass
+class Sorted:
+    """One poll's messages, decided."""
+
+    cosignatures: list[Cosignature] = field(default_factory=list)
+    evidence: list[tuple[Evidence, bytes]] = field(default_factory=list)
+    ignored: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+
+async def witness_keys(connection: asyncpg.Connection, ledger: str) -> frozenset[bytes]:
+    """The ledger's registered, unrevoked witness keys, as projected."""
+    rows = await connection.fetch(
+        "SELECT public_key FROM ledger.keys"
+        " WHERE ledger = $1 AND 'witness' = ANY (roles) AND revoked_height IS NULL",
+        ledger,
+    )
+    return frozenset(bytes(row["public_key"]) for row in rows)
+
+
+async def chain_hashes(
+    connection: asyncpg.Connection, ledger: str, heights: Sequence[int]
+) -> dict[int, bytes]:
+    rows = await connection.fetch(
+        "SELECT height, hash FROM ledger.blocks WHERE ledger = $1 AND height = ANY ($2::bigint[])",
+        ledger,
+        list(heights),
+    )
+    return {row["height"]: bytes(row["hash"]) for row in rows}
+
+
+async def sort_poll(connection: asyncpg.Connection, messages: Sequence[Received]) -> Sorted:
+    """Decide every message of a poll; waits (bounded) for blocks not projected yet."""
+    result = Sorted()
+    decoded: list[tuple[Received, Cosignature]] = []
+    for message in messages:
+        if message.topic == TOPIC_EVIDENCE:
+            await _sort_evidence(connection, message, result)
+            continue
+        try:
+            decoded.append((message, codec.decode_cosignature(message.value)))
+        except DecodeError as exc:
+            result.ignored.append(_ignored(message, f"not a Cosignature: {exc}"))
+    keys: dict[str, frozenset[bytes]] = {}
+    deadline = time.monotonic() + projection_wait_s
+    while decoded:
+        waiting: list[tuple[Received, Cosignature]] = []
+        for ledger in {cosignature.ledger for _, cosignature in decoded}:
+            keys[ledger] = await witness_keys(connection, ledger)
+            mine = [(m, c) for m, c in decoded if c.ledger == ledger]
+            hashes = await chain_hashes(connection, ledger, [c.height for _, c in mine])
+            for message, cosignature in mine:
+                problem = cosignature_problem(
+                    cosignature, keys[ledger], hashes.get(cosignature.height)
+                )
+                if problem is None:
+                    result.cosignatures.append(cosignature)
+                elif problem == "no such block yet" and time.monotonic() < deadline:
+                    waiting.append((message, cosignature))
+                else:
+                    result.ignored.append(_ignored(message, problem))
+        decoded = waiting
+        if decoded:
+            await asyncio.sleep(projection_poll_s)
+    return result
+
+
+async def _sort_evidence(connection: asyncpg.Connection, message: Received, result: Sorted) -> None:
+    try:
+        evidence = codec.decode_evidence(message.value)
+    except DecodeError as exc:
+        result.ignored.append(_ignored(message, f"not an Evidence: {exc}"))
+        return
+    if evidence.witness_key not in await witness_keys(connection, evidence.ledger):
+        result.ignored.append(_ignored(message, "not signed by a registered witness key"))
+    elif not evidence_ok(evidence):
+        result.ignored.append(_ignored(message, "the signature does not verify"))
+    else:
+        result.evidence.append((evidence, message.value))
+
+
+def _ignored(message: Received, reason: str) -> tuple[str, int, int, str]:
+    log.warning("%s[%d]@%d ignored: %s", message.topic, message.partition, message.offset, reason)
+    return (message.topic, message.partition, message.offset, reason[:500])
+
+
+async def record(connection: asyncpg.Connection, result: Sorted) -> None:
+    """Write one sorted poll in one transaction."""
+    async with connection.transaction():
+        if result.cosignatures:
+            await connection.executemany(
+                _INSERT_COSIGNATURE,
+                [
+                    (
+                        c.ledger,
+                        c.height,
+                        key_id(c.witness_key),
+                        c.witness_key,
+                        c.block_hash,
+                        c.signature,
+                        c.signed_at_ms,
+                    )
+                    for c in result.cosignatures
+                ],
+            )
+        if result.evidence:
+            await connection.executemany(
+                _INSERT_EVIDENCE,
+                [
+                    (
+                        e.ledger,
+                        e.height,
+                        e.kind,
+                        e.detail,
+                        key_id(e.witness_key),
+                        e.observed_at_ms,
+                        raw,
+                    )
+                    for e, raw in result.evidence
+                ],
+            )
+        if result.ignored:
+            await connection.executemany(_INSERT_IGNORED, result.ignored)
+
+
+class FinalityRecorder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.consumer: AIOKafkaConsumer = group_consumer(
+            settings.kafka_bootstrap_servers,
+            "ledger-finality",
+            FINALITY_GROUP,
+            TOPIC_COSIGNATURES,
+            TOPIC_EVIDENCE,
+        )
+
+    async def run(self) -> None:
+        connection = await asyncpg.connect(self.settings.database_url)
+        await self.consumer.start()
+        try:
+            while True:
+                polled = await self.consumer.getmany(timeout_ms=poll_wait_ms)
+                if not polled:
+                    continue
+                messages = [
+                    Received(tp.topic, tp.partition, message.offset, message.value)
+                    for tp, batch in polled.items()
+                    for message in batch
+                ]
+                await record(connection, await sort_poll(connection, messages))
+                try:
+                    await self.consumer.commit(
+                        {tp: batch[-1].offset + 1 for tp, batch in polled.items()}
+                    )
+                except CommitFailedError as exc:
+                    # Another member reads these again; every insert is idempotent.
+                    log.warning("offsets not committed after a rebalance (%s)", exc)
+        finally:
+            await self.consumer.stop()
+            await connection.close()
+
+
+async def run_forever(settings: Settings) -> None:
+    """Run the finality recorder until the process ends."""
+    await run_or_exit("finality", lambda: FinalityRecorder(settings).run(), log)
