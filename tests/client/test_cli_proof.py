@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.block_topics import (
@@ -23,13 +24,17 @@ from support.block_topics import (
 )
 from support.cli import assert_one_line_error, run_ledger, unreachable_services_env
 from support.ledger_fixture import TestLedger
+from support.waiting import eventually_sync
 
 from ledger import codec, signing
+from ledger.local.stack import witness_public_keys
 from ledger.settings import Settings
+from ledger.signing import load_private_key
+from ledger.witnessing import cosignature_statement
 
 pytestmark = pytest.mark.services
 
-changed_positions_count = 50
+positions_per_field_count = 4
 parallel_checks_count = 4
 
 
@@ -71,6 +76,13 @@ def proved_tx(test_ledger: TestLedger, tmp_path_factory: pytest.TempPathFactory)
         "1",
     )
     assert int(str(later["height"])) > int(str(attested["height"]))
+    # Once the later block is final, the proof is anchored in a co-signed block and carries
+    # the witnesses' cosignatures.
+    eventually_sync(
+        lambda: json.loads(run_ledger("tx", str(later["tx_id"]), "--json").stdout),
+        lambda status: status.get("final") is True,
+        what="the later transaction final",
+    )
     proof_path = tmp_path_factory.mktemp("proof") / "proof.json"
     result = run_ledger("proof", str(attested["tx_id"]), "--out", str(proof_path))
     assert result.returncode == 0, result.stderr
@@ -134,12 +146,19 @@ def _hex_positions(text: str) -> list[int]:
 
 
 def test_changing_any_byte_of_a_hex_field_fails(proved_tx: ProvedTx, tmp_path: Path) -> None:
-    """50 positions spread over every hex field, one changed at a time: each fails, exit 1."""
+    """Positions in every hex field (witnesses' cosignatures too), one changed at a time: each
+    fails, exit 1."""
     text = proved_tx.proof_path.read_text()
-    positions = _hex_positions(text)
-    chosen = sorted(random.Random(9162).sample(positions, changed_positions_count))
-    fields_hit = {re.findall(r'"(\w+)":', text[:index])[-1] for index in chosen}
-    assert {"envelope", "block_seal", "seal", "block_inclusion"} <= fields_hit, fields_hit
+    by_field: dict[str, list[int]] = {}
+    for index in _hex_positions(text):
+        by_field.setdefault(re.findall(r'"(\w+)":', text[:index])[-1], []).append(index)
+    assert {"envelope", "block_seal", "seal", "block_inclusion", "witness_key"} <= set(by_field)
+    rng = random.Random(9162)
+    chosen = sorted(
+        index
+        for positions in by_field.values()
+        for index in rng.sample(positions, min(len(positions), positions_per_field_count))
+    )
 
     def check(index: int) -> tuple[int, int, str]:
         replacement = "0" if text[index] != "0" else "1"
@@ -228,3 +247,86 @@ def test_an_unknown_transaction_is_not_found(forensic_topic: tuple[str, SealedCh
     topic, _ = forensic_topic
     result = run_ledger(*_proof_on(topic, bytes(16)))
     assert "blocks 0..2 searched" in assert_one_line_error(result, 1)
+
+
+# ---- finality: --witness-keys and --threshold ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def witness_file(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local stack's witness public keys, one per line, as a user would save them."""
+    path = tmp_path_factory.mktemp("witnesses") / "witnesses.txt"
+    keys = [key.hex() for key in witness_public_keys(settings)]
+    path.write_text("# the local witnesses\n" + "\n".join(keys) + "\n")
+    return path
+
+
+def _verify_final(proof_path: Path, sealer_key: str, witnesses: Path, threshold: int) -> Any:
+    return run_ledger(
+        "verify-proof",
+        str(proof_path),
+        "--sealer-key",
+        sealer_key,
+        "--witness-keys",
+        str(witnesses),
+        "--threshold",
+        str(threshold),
+    )
+
+
+def test_a_final_proof_holds_with_its_threshold(proved_tx: ProvedTx, witness_file: Path) -> None:
+    """The proof carries at least 2 cosignatures of its anchor: --threshold 2 holds, exit 0."""
+    cosignatures = json.loads(proved_tx.proof_path.read_text())["anchor_cosignatures"]
+    assert len(cosignatures) >= 2
+    result = _verify_final(proved_tx.proof_path, proved_tx.sealer_key, witness_file, 2)
+    assert result.returncode == 0, result.stderr
+    assert "final: co-signed by" in result.stdout
+
+
+def test_one_cosignature_too_few_is_not_final(
+    proved_tx: ProvedTx, witness_file: Path, tmp_path: Path
+) -> None:
+    """K-1 valid cosignatures (the others removed) fail --threshold K, exit 1."""
+    proof = json.loads(proved_tx.proof_path.read_text())
+    threshold = len(proof["anchor_cosignatures"])
+    proof["anchor_cosignatures"] = proof["anchor_cosignatures"][: threshold - 1]
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(json.dumps(proof))
+    result = _verify_final(fewer, proved_tx.sealer_key, witness_file, threshold)
+    assert "not final" in assert_one_line_error(result, 1)
+
+
+def test_cosignatures_by_unlisted_keys_do_not_count(proved_tx: ProvedTx, tmp_path: Path) -> None:
+    """Valid cosignatures by witnesses the user did not list count for nothing, exit 1."""
+    strangers = tmp_path / "strangers.txt"
+    strangers.write_text(signing.Signer.generate().public_key.hex() + "\n")
+    result = _verify_final(proved_tx.proof_path, proved_tx.sealer_key, strangers, 1)
+    assert "not final" in assert_one_line_error(result, 1)
+
+
+def test_a_cosignature_of_another_height_fails(
+    proved_tx: ProvedTx, witness_file: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """A registered witness's genuine signature, but over another height than the anchor's, in
+    place of its cosignature of the anchor: the proof fails, exit 1."""
+    proof = json.loads(proved_tx.proof_path.read_text())
+    witness = load_private_key(settings.witness_key_file(1), settings.witness_passphrase)
+    anchor = proof["anchor"]
+    statement = cosignature_statement(
+        anchor["ledger"],
+        anchor["height"] - 1,
+        bytes.fromhex(anchor["prev_hash"]),
+        bytes.fromhex(anchor["blocks_root"]),
+    )
+    others = [
+        c for c in proof["anchor_cosignatures"] if c["witness_key"] != witness.public_key.hex()
+    ]
+    forged = {
+        "witness_key": witness.public_key.hex(),
+        "signature": witness.sign_message(statement).hex(),
+    }
+    proof["anchor_cosignatures"] = sorted([*others, forged], key=lambda c: c["witness_key"])
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(proof))
+    result = _verify_final(moved, proved_tx.sealer_key, witness_file, 1)
+    assert "does not verify over the anchor" in assert_one_line_error(result, 1)
