@@ -128,6 +128,32 @@ def test_chain_and_proof_usage_errors(arguments: list[str], exit_code: int, frag
 
 
 @pytest.mark.parametrize(
+    ("witness_lines", "threshold", "fragment"),
+    [
+        (None, "1", "--threshold needs --witness-keys"),
+        (["not hex"], None, ":1: not a public key of 64 hex digits"),
+        (["# only a comment"], None, "lists no witness key"),
+        (["11" * 32, "22" * 31], None, ":2: not a public key"),
+        (["11" * 32], "2", "--threshold 2 is more than the 1 keys"),
+    ],
+)
+def test_witness_options_errors(
+    witness_lines: list[str] | None, threshold: str | None, fragment: str, tmp_path: Path
+) -> None:
+    """A bad --witness-keys file or --threshold is one line naming the line or the option, exit 4,
+    before the proof is read."""
+    arguments = ["verify-proof", "proof.json", "--sealer-key", "00" * 32]
+    if witness_lines is not None:
+        witnesses = tmp_path / "witnesses.txt"
+        witnesses.write_text("\n".join(witness_lines) + "\n")
+        arguments += ["--witness-keys", str(witnesses)]
+    if threshold is not None:
+        arguments += ["--threshold", threshold]
+    line = assert_one_line_error(run_ledger(*arguments), 4)
+    assert fragment in line, line
+
+
+@pytest.mark.parametrize(
     "arguments",
     [
         ["verify-chain"],
