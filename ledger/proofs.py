@@ -379,3 +379,99 @@ def _checked_transaction(envelope_bytes: bytes, ledger: str) -> tuple[Envelope, 
     if tx_body.ledger != ledger:
         raise ProofError(f"transaction is for ledger {tx_body.ledger!r}, not {ledger!r}")
     return envelope, tx_body
+
+
+# ---- consistency: the chain at a later height extends an earlier head ------------------------
+
+_CONSISTENCY_KEYS: Final = frozenset(
+    {"version", "ledger", "old", "new", "consistency", "old_inclusion"}
+)
+
+
+def build_consistency_proof(
+    old_block: Block, new_block: Block, block_hashes: Sequence[bytes]
+) -> dict[str, Any]:
+    """The JSON-ready proof that the chain up to ``new_block`` extends the one up to
+    ``old_block``: whoever kept only the old head's hash can check that nothing before it, nor
+    the head itself, was rewritten.
+
+    ``new_block``'s ``blocks_root`` covers blocks 0..new-1; the proof holds the RFC 9162
+    consistency proof from ``old_block``'s ``blocks_root`` (blocks 0..old-1) to it, and the
+    inclusion proof of the old block's own hash at index old. ``block_hashes`` are the hashes of
+    blocks 0.. at least up to new-1. Raises ValueError when the inputs cannot make a valid proof.
+    """
+    old, new = old_block.header, new_block.header
+    if old.ledger != new.ledger:
+        raise ValueError(f"blocks of two ledgers: {old.ledger!r} and {new.ledger!r}")
+    if new.height <= old.height:
+        raise ValueError(
+            f"block {new.height} is not later than block {old.height}: a header's blocks_root "
+            "covers only earlier blocks"
+        )
+    if len(block_hashes) < new.height:
+        raise ValueError(f"need {new.height} block hashes, got {len(block_hashes)}")
+    leaves = [merkle.leaf_hash(digest) for digest in block_hashes[: new.height]]
+    if block_hashes[old.height] != blocks.block_hash(old):
+        raise ValueError(f"block_hashes[{old.height}] is not the hash of the old block")
+    if merkle.root(leaves) != new.blocks_root:
+        raise ValueError(f"block_hashes do not lead to the blocks_root of block {new.height}")
+    return {
+        "version": PROOF_VERSION,
+        "ledger": old.ledger,
+        "old": {**_header_json(old), "seal": old_block.seal.hex()},
+        "new": {**_header_json(new), "seal": new_block.seal.hex()},
+        "consistency": [element.hex() for element in merkle.consistency_proof(old.height, leaves)],
+        "old_inclusion": [element.hex() for element in merkle.inclusion_proof(old.height, leaves)],
+    }
+
+
+def verify_consistency_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
+    """Check a consistency proof offline against the sealer's key; a summary if it holds:
+    both headers sealed, the old ``blocks_root`` a prefix of the new one, and the old block's
+    hash in the new tree at its height. Compare ``old_hash`` with the head you kept.
+
+    Raises ProofError or SignatureError naming what failed.
+    """
+    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
+        raise ValueError("the sealer public key is 32 raw bytes")
+    record = _mapping(proof, _CONSISTENCY_KEYS, "proof")
+    version = _integer(record["version"], "version")
+    if version != PROOF_VERSION:
+        raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
+    ledger = _text(record["ledger"], "ledger")
+    old = _header(record["old"], "old", frozenset({"seal"}))
+    new = _header(record["new"], "new", frozenset({"seal"}))
+    consistency = _hash_list(record["consistency"], "consistency")
+    old_inclusion = _hash_list(record["old_inclusion"], "old_inclusion")
+    if old.ledger != ledger or new.ledger != ledger:
+        raise ProofError(
+            f"ledger {ledger!r} does not match old ({old.ledger!r}) and new ({new.ledger!r})"
+        )
+    old_hash = _check_seal(
+        old, _bytes(record["old"]["seal"], "old.seal", _seal_bytes), sealer_public_key, "old"
+    )
+    new_hash = _check_seal(
+        new, _bytes(record["new"]["seal"], "new.seal", _seal_bytes), sealer_public_key, "new"
+    )
+    if new.height <= old.height:
+        raise ProofError(f"new block {new.height} is not later than old block {old.height}")
+    try:
+        merkle.verify_consistency(
+            old.height, new.height, old.blocks_root, new.blocks_root, consistency
+        )
+    except ProofError as exc:
+        raise ProofError(f"consistency from block {old.height} to {new.height}: {exc}") from exc
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(old_hash), old.height, new.height, old_inclusion, new.blocks_root
+        )
+    except ProofError as exc:
+        raise ProofError(f"old_inclusion in block {new.height}: {exc}") from exc
+    return {
+        "ledger": ledger,
+        "old_height": old.height,
+        "old_hash": old_hash.hex(),
+        "new_height": new.height,
+        "new_hash": new_hash.hex(),
+        "sealer_key_id": signing.key_id(sealer_public_key),
+    }

@@ -43,7 +43,16 @@ def cli() -> None:
 
 
 def main() -> None:
-    from ledger.cli import bench, chain, db, keys, query, stack, submit  # noqa: F401  (registers the commands)
+    from ledger.cli import (  # noqa: F401  (registers the commands)
+        bench,
+        chain,
+        consistency,
+        db,
+        keys,
+        query,
+        stack,
+        submit,
+    )
 
     try:
         cli.main(standalone_mode=False)

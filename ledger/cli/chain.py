@@ -61,7 +61,7 @@ def ledger_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def _stream_options(function: Callable[..., Any]) -> Callable[..., Any]:
+def stream_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--ledger, --sealer-key, and the hidden --topic/--partition (tests, forensic copies)."""
     options = [
         ledger_option,
@@ -78,7 +78,7 @@ def _stream_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _partition(settings: Settings, ledger: str, partition: int | None) -> int:
+def shard_partition(settings: Settings, ledger: str, partition: int | None) -> int:
     if partition is not None:
         return partition
     found = settings.shard_partition(ledger)
@@ -89,7 +89,7 @@ def _partition(settings: Settings, ledger: str, partition: int | None) -> int:
     return found
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -122,7 +122,7 @@ class ChainReport:
             "sealer_key_id": None if self.sealer_key is None else signing.key_id(self.sealer_key),
             "failure": None
             if self.failure is None
-            else {"height": self.failure.height, "reason": _one_line(self.failure.reason)},
+            else {"height": self.failure.height, "reason": one_line(self.failure.reason)},
         }
 
 
@@ -154,7 +154,7 @@ async def _scan_chain(
 
 
 @cli.command("verify-chain")
-@_stream_options
+@stream_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def verify_chain(
     ledger: str, sealer_key: bytes | None, topic: str, partition: int | None, as_json: bool
@@ -167,7 +167,9 @@ def verify_chain(
     quiet_kafka_logs()
     settings = Settings.from_env()
     report = asyncio.run(
-        _scan_chain(settings, ledger, _partition(settings, ledger, partition), topic, sealer_key)
+        _scan_chain(
+            settings, ledger, shard_partition(settings, ledger, partition), topic, sealer_key
+        )
     )
     if as_json:
         click.echo(json.dumps(report.as_json()))
@@ -177,7 +179,7 @@ def verify_chain(
         )
         raise ChainError(
             report.failure.height,
-            f"{_one_line(report.failure.reason)} ({verified}, {report.tx_count} transactions)",
+            f"{one_line(report.failure.reason)} ({verified}, {report.tx_count} transactions)",
         )
     if not as_json:
         assert report.head_hash is not None and report.sealer_key is not None
@@ -193,7 +195,7 @@ def verify_chain(
 
 @cli.command()
 @click.argument("tx_id_hex", metavar="TX_ID_HEX")
-@_stream_options
+@stream_options
 @click.option(
     "--out",
     "out_path",
@@ -237,7 +239,7 @@ def proof(
                 settings.kafka_bootstrap_servers,
                 ledger,
                 tx_id,
-                partition=_partition(settings, ledger, partition),
+                partition=shard_partition(settings, ledger, partition),
                 topic=topic,
                 trusted_sealer_key=sealer_key,
             )
@@ -259,7 +261,7 @@ def proof(
 # ---- verify-proof ----------------------------------------------------------------------------
 
 
-def _load_proof(path: Path) -> object:
+def load_proof_file(path: Path) -> object:
     try:
         with path.open("rb") as file:
             raw = file.read(proof_file_bytes_max + 1)
@@ -270,7 +272,7 @@ def _load_proof(path: Path) -> object:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise ProofError(f"{path} is not JSON: {_one_line(exc)}") from exc
+        raise ProofError(f"{path} is not JSON: {one_line(exc)}") from exc
 
 
 @cli.command("verify-proof")
@@ -311,13 +313,13 @@ def verify_proof_command(
 
     policy = _witness_policy(witness_keys_path, threshold)
     try:
-        summary = verify_proof(_load_proof(proof_path), sealer_key, policy)
+        summary = verify_proof(load_proof_file(proof_path), sealer_key, policy)
     except LedgerError as exc:
         if as_json:
-            click.echo(json.dumps({"ok": False, "error": _one_line(exc)}))
+            click.echo(json.dumps({"ok": False, "error": one_line(exc)}))
         if isinstance(exc, ConfigError):
             raise
-        raise ProofError(f"proof does not hold: {_one_line(exc)}") from exc
+        raise ProofError(f"proof does not hold: {one_line(exc)}") from exc
     if as_json:
         click.echo(json.dumps({"ok": True, **summary}))
         return

@@ -20,9 +20,9 @@ from typing import Any
 
 from ledger import codec
 from ledger.client.reader import BlockReader
-from ledger.errors import DecodeError, InfraError, LedgerError
+from ledger.errors import DecodeError, InfraError, LedgerError, ProofError
 from ledger.model import Block, BlockHeader, Cosignature, SealedTx
-from ledger.proofs import build_proof
+from ledger.proofs import build_consistency_proof, build_proof
 from ledger.settings import TOPIC_BLOCKS
 
 
@@ -98,7 +98,13 @@ async def prove_transaction(
     return build_proof(found.envelope, found.block, newest, block_hashes)
 
 
-__all__ = ["NoLaterBlock", "TransactionNotFound", "prove_from_postgres", "prove_transaction"]
+__all__ = [
+    "NoLaterBlock",
+    "TransactionNotFound",
+    "prove_consistency",
+    "prove_from_postgres",
+    "prove_transaction",
+]
 
 
 async def prove_from_postgres(
@@ -190,3 +196,48 @@ async def _block_from_postgres(connection: Any, ledger: str, height: int) -> Blo
     )
     sealed = tuple(SealedTx(seq=tx["seq"], envelope=tx["envelope"]) for tx in transactions)
     return Block(header=header, transactions=sealed, seal=row["seal"])
+
+
+async def prove_consistency(
+    bootstrap_servers: str,
+    ledger: str,
+    old_height: int,
+    new_height: int | None = None,
+    *,
+    partition: int | None = None,
+    topic: str = TOPIC_BLOCKS,
+    trusted_sealer_key: bytes | None = None,
+) -> dict[str, Any]:
+    """The consistency proof (``ledger.proofs``) from block ``old_height`` to ``new_height``
+    (default: the newest block), read from the chain, which is verified on the way.
+
+    Raises ProofError when a height is missing or not in order, ChainError or InfraError.
+    """
+    hashes: list[bytes] = []
+    old: Block | None = None
+    new: Block | None = None
+    async with BlockReader(
+        bootstrap_servers,
+        ledger,
+        partition=partition,
+        topic=topic,
+        trusted_sealer_key=trusted_sealer_key,
+        client_id="ledger-consistency",
+    ) as reader:
+        async for item in reader:
+            hashes.append(item.block_hash)
+            height = item.block.header.height
+            if height == old_height:
+                old = item.block
+            if new_height is None or height <= new_height:
+                new = item.block
+            if new_height is not None and height >= new_height:
+                break
+    newest = -1 if new is None else new.header.height
+    if old is None or new is None or (new_height is not None and newest != new_height):
+        raise ProofError(
+            f"ledger {ledger!r} has blocks 0..{newest}: no block {old_height} or {new_height}"
+        )
+    if newest <= old_height:
+        raise ProofError(f"block {newest} is not later than block {old_height}: nothing to prove")
+    return build_consistency_proof(old, new, hashes)

@@ -142,7 +142,7 @@ def test_every_byte_of_every_hex_field_is_checked(chain: Chain, proof: dict[str,
             _refused(_set(proof, path, bytes(changed).hex()), chain.sealer.public_key)
             checked += 1
         assert len(data) > 0, name
-    assert checked > 500
+    assert checked >= 2 * (4 * 32 + 64)  # both headers: four hashes and a seal each
 
 
 def _other_character(character: str) -> str:
@@ -281,3 +281,89 @@ def test_the_sealer_key_argument_must_be_32_raw_bytes(proof: dict[str, Any]) -> 
     """verify_proof refuses a sealer key that is not 32 raw bytes (a caller bug)."""
     with pytest.raises(ValueError, match="32 raw bytes"):
         proofs.verify_proof(proof, b"\x00" * 31)
+
+
+# ---- consistency proofs -----------------------------------------------------------------------
+
+CONSISTENCY_TX_COUNTS = [1, 2, 0, 3, 1, 1, 2, 0, 1, 4, 1, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def long_chain() -> Chain:
+    return build_chain(CONSISTENCY_TX_COUNTS)
+
+
+def _consistency(chain: Chain, old: int, new: int) -> dict[str, Any]:
+    proof = proofs.build_consistency_proof(chain.blocks[old], chain.blocks[new], chain.hashes)
+    loaded: dict[str, Any] = json.loads(json.dumps(proof))
+    return loaded
+
+
+def test_consistency_between_every_pair_of_heights_verifies(long_chain: Chain) -> None:
+    """For every old < new, the proof verifies after a JSON trip and names both heads."""
+    for old in range(len(long_chain.blocks)):
+        for new in range(old + 1, len(long_chain.blocks)):
+            summary = proofs.verify_consistency_proof(
+                _consistency(long_chain, old, new), long_chain.sealer.public_key
+            )
+            assert (summary["old_height"], summary["new_height"]) == (old, new)
+            assert summary["old_hash"] == long_chain.hashes[old].hex()
+            assert summary["new_hash"] == long_chain.hashes[new].hex()
+
+
+def _consistency_hex_paths(proof: dict[str, Any]) -> Iterator[list[str | int]]:
+    for section in ("old", "new"):
+        for name, value in proof[section].items():
+            if isinstance(value, str) and name != "ledger":
+                yield [section, name]
+    for key in ("consistency", "old_inclusion"):
+        for index in range(len(proof[key])):
+            yield [key, index]
+
+
+@pytest.mark.parametrize(("old", "new"), [(0, 1), (3, 7), (5, 12), (8, 9)])
+def test_any_changed_byte_of_a_consistency_proof_fails(
+    long_chain: Chain, old: int, new: int
+) -> None:
+    """Changing any single byte of any hex field (both headers, both seals, both paths) fails."""
+    proof = _consistency(long_chain, old, new)
+    checked = 0
+    for path in _consistency_hex_paths(proof):
+        data = bytes.fromhex(_get(proof, path))
+        for position in range(len(data)):
+            changed = bytearray(data)
+            changed[position] ^= 0x01
+            with pytest.raises((ProofError, SignatureError)):
+                proofs.verify_consistency_proof(
+                    _set(proof, path, changed.hex()), long_chain.sealer.public_key
+                )
+            checked += 1
+    assert checked >= 2 * (4 * 32 + 64)  # both headers: four hashes and a seal each
+
+
+def test_a_rewritten_history_has_no_consistency_proof(long_chain: Chain) -> None:
+    """A chain that differs at a block before the old head (same sealer) cannot prove it
+    extends the old head: the proof built from it fails against the kept head's hash."""
+    rewritten = build_chain(
+        [*CONSISTENCY_TX_COUNTS[:2], 5, *CONSISTENCY_TX_COUNTS[3:]], sealer=long_chain.sealer
+    )
+    proof = proofs.build_consistency_proof(
+        rewritten.blocks[4], rewritten.blocks[9], rewritten.hashes
+    )
+    summary = proofs.verify_consistency_proof(proof, long_chain.sealer.public_key)
+    assert summary["old_hash"] != long_chain.hashes[4].hex()  # not the head the auditor kept
+    mixed = {**proof, "old": _consistency(long_chain, 4, 9)["old"]}
+    with pytest.raises(ProofError):
+        proofs.verify_consistency_proof(mixed, long_chain.sealer.public_key)
+
+
+def test_consistency_needs_a_later_block_and_one_sealer(long_chain: Chain) -> None:
+    """new <= old cannot be built; another sealer key is refused."""
+    with pytest.raises(ValueError, match="not later"):
+        proofs.build_consistency_proof(
+            long_chain.blocks[3], long_chain.blocks[3], long_chain.hashes
+        )
+    with pytest.raises(SignatureError):
+        proofs.verify_consistency_proof(
+            _consistency(long_chain, 1, 2), signing.Signer.generate().public_key
+        )
