@@ -1,7 +1,9 @@
 """The finality recorder: witnesses' cosignatures and evidence into PostgreSQL.
 
-A consumer-group member (group ``ledger.finality``) of ``ledger.cosignatures`` and
-``ledger.evidence``. Per poll, in one PostgreSQL transaction, then an offset commit:
+One process reads every partition of ``ledger.cosignatures`` and ``ledger.evidence`` from the
+positions it keeps in ``ledger.tracking`` (processor ``finality``), and writes each poll's rows and
+its new positions in one PostgreSQL transaction, like the projector: a database rebuilt from
+scratch is filled again from offset 0, and a crash loses or repeats nothing. Per poll:
 
 - a cosignature counts (``ledger.cosignatures``) when it decodes, its key is registered on the
   ledger with the witness role and not revoked, its signature verifies, and it covers the block
@@ -11,7 +13,6 @@ A consumer-group member (group ``ledger.finality``) of ``ledger.cosignatures`` a
   ignored the same way.
 
 ``analytics.final_height(ledger)`` (migration 0006) turns the cosignatures into the final height.
-Inserts are idempotent (primary keys), so a redelivered poll writes nothing twice.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec
 from ledger.errors import DecodeError
-from ledger.kafka.clients import group_consumer
+from ledger.kafka.clients import committed_reader
 from ledger.model import Cosignature, Evidence
 from ledger.settings import TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
 from ledger.signing import key_id
@@ -37,7 +37,8 @@ from streams.lifecycle import run_or_exit
 
 log = logging.getLogger("ledger.finality")
 
-FINALITY_GROUP = "ledger.finality"
+PROCESSOR = "finality"
+"""The ``processor`` of this recorder's ``ledger.tracking`` rows."""
 poll_wait_ms = 200
 projection_wait_s = 30.0
 """How long a cosignature waits for its block to be projected before it is ignored."""
@@ -54,6 +55,11 @@ INSERT INTO ledger.evidence
     (ledger, height, kind, detail, witness_key_id, observed_at, message)
 VALUES ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0), $7)
 ON CONFLICT DO NOTHING
+"""
+_TRACK = """
+INSERT INTO ledger.tracking (processor, stream, position, updated_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (processor, stream) DO UPDATE SET position = EXCLUDED.position, updated_at = now()
 """
 _INSERT_IGNORED = """
 INSERT INTO ledger.ignored_messages (topic, partition, "offset", reason)
@@ -155,9 +161,12 @@ def _ignored(message: Received, reason: str) -> tuple[str, int, int, str]:
     return (message.topic, message.partition, message.offset, reason[:500])
 
 
-async def record(connection: asyncpg.Connection, result: Sorted) -> None:
-    """Write one sorted poll in one transaction."""
+async def record(connection: asyncpg.Connection, result: Sorted, positions: dict[str, int]) -> None:
+    """Write one sorted poll and the positions after it (stream -> next offset) atomically."""
     async with connection.transaction():
+        await connection.executemany(
+            _TRACK, [(PROCESSOR, stream, position) for stream, position in positions.items()]
+        )
         if result.cosignatures:
             await connection.executemany(
                 _INSERT_COSIGNATURE,
@@ -194,21 +203,36 @@ async def record(connection: asyncpg.Connection, result: Sorted) -> None:
             await connection.executemany(_INSERT_IGNORED, result.ignored)
 
 
+def stream_name(partition: TopicPartition) -> str:
+    """The ``ledger.tracking`` stream of a partition: ``ledger.cosignatures:0``."""
+    return f"{partition.topic}:{partition.partition}"
+
+
 class FinalityRecorder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.consumer: AIOKafkaConsumer = group_consumer(
-            settings.kafka_bootstrap_servers,
-            "ledger-finality",
-            FINALITY_GROUP,
-            TOPIC_COSIGNATURES,
-            TOPIC_EVIDENCE,
+        self.consumer: AIOKafkaConsumer = committed_reader(
+            settings.kafka_bootstrap_servers, "ledger-finality"
         )
 
     async def run(self) -> None:
         connection = await asyncpg.connect(self.settings.database_url)
         await self.consumer.start()
         try:
+            tracked = {
+                row["stream"]: row["position"]
+                for row in await connection.fetch(
+                    "SELECT stream, position FROM ledger.tracking WHERE processor = $1", PROCESSOR
+                )
+            }
+            partitions = [
+                TopicPartition(topic, index)
+                for topic in (TOPIC_COSIGNATURES, TOPIC_EVIDENCE)
+                for index in range(len(self.settings.shards))
+            ]
+            self.consumer.assign(partitions)
+            for partition in partitions:
+                self.consumer.seek(partition, tracked.get(stream_name(partition), 0))
             while True:
                 polled = await self.consumer.getmany(timeout_ms=poll_wait_ms)
                 if not polled:
@@ -218,14 +242,8 @@ class FinalityRecorder:
                     for tp, batch in polled.items()
                     for message in batch
                 ]
-                await record(connection, await sort_poll(connection, messages))
-                try:
-                    await self.consumer.commit(
-                        {tp: batch[-1].offset + 1 for tp, batch in polled.items()}
-                    )
-                except CommitFailedError as exc:
-                    # Another member reads these again; every insert is idempotent.
-                    log.warning("offsets not committed after a rebalance (%s)", exc)
+                positions = {stream_name(tp): batch[-1].offset + 1 for tp, batch in polled.items()}
+                await record(connection, await sort_poll(connection, messages), positions)
         finally:
             await self.consumer.stop()
             await connection.close()

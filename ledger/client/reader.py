@@ -14,6 +14,11 @@ What a reconciliation job holds in its hands. For one ledger (one partition of
   4. stops at the partition's end as it was when reading started (``follow=False``), or keeps
      waiting for new blocks (``follow=True``, optionally giving up after ``idle_timeout_s``).
 
+With a ``witness_policy`` (``ledger.witnessing``) the reader yields a block only once it is
+final: it also reads the ledger's partition of ``ledger.cosignatures`` and counts, itself, the
+valid cosignatures of the policy's witnesses over the blocks it verified. Without ``follow`` it
+stops at the first block that is not final by the end of that partition.
+
 Blocks below ``from_height`` (default: the first block read) are verified (the chain has to be
 replayed to check what follows) but not yielded. Every wait is bounded: connecting, each fetch, and any read that should make
 progress towards a known end but stalls (``InfraError``).
@@ -25,7 +30,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -36,8 +41,10 @@ from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
 from ledger.kafka.blockstream import blocks_consumer
-from ledger.model import Block
-from ledger.settings import TOPIC_BLOCKS, Settings
+from ledger.kafka.clients import committed_reader
+from ledger.model import Block, Cosignature
+from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, Settings
+from ledger.witnessing import FinalityTracker, WitnessPolicy
 
 connect_timeout_s = 15.0
 """Connecting and the first metadata answer; a reachable broker answers in milliseconds."""
@@ -91,6 +98,8 @@ class BlockReader:
         follow: bool = False,
         idle_timeout_s: float | None = None,
         client_id: str = "ledger-block-reader",
+        witness_policy: WitnessPolicy | None = None,
+        cosignatures_topic: str = TOPIC_COSIGNATURES,
     ) -> None:
         if checkpoint is not None and checkpoint.ledger != ledger:
             raise ValueError(f"checkpoint is of ledger {checkpoint.ledger!r}, not {ledger!r}")
@@ -122,6 +131,15 @@ class BlockReader:
         )
         self._client_id = client_id
         self._iterator: AsyncGenerator[VerifiedBlock, None] | None = None
+        self._finality = (
+            None
+            if witness_policy is None
+            else _FinalityGate(
+                FinalityTracker(witness_policy),
+                TopicPartition(cosignatures_topic, partition),
+                first_height,
+            )
+        )
 
     # ---- what has been verified so far -------------------------------------------------------
 
@@ -168,14 +186,51 @@ class BlockReader:
             async with contextlib.aclosing(self._records(consumer, end)) as records:
                 async for record in records:
                     verified = self._verify(record)
-                    if verified.height >= self.from_height:
-                        yield verified
+                    if self._finality is not None:
+                        self._finality.verified(verified.height, verified.block_hash)
+                    if verified.height < self.from_height:
+                        continue
+                    if self._finality is not None and not await self._final(verified.height):
+                        return
+                    yield verified
         except KafkaError as exc:
             raise InfraError(
                 f"reading {self._where} from {self.bootstrap_servers} failed: {exc}"
             ) from exc
         finally:
             await consumer.stop()
+            if self._finality is not None and self._finality.consumer is not None:
+                await self._finality.consumer.stop()
+
+    async def _final(self, height: int) -> bool:
+        """Read cosignatures until block ``height`` is final (True), or, without ``follow``,
+        until the end the cosignature partition had when first read (False)."""
+        gate = self._finality
+        assert gate is not None
+        if gate.consumer is None:
+            gate.consumer = committed_reader(self.bootstrap_servers, f"{self._client_id}-finality")
+            await asyncio.wait_for(gate.consumer.start(), connect_timeout_s)
+            gate.consumer.assign([gate.partition])
+            gate.consumer.seek(gate.partition, 0)
+            offsets = await asyncio.wait_for(
+                gate.consumer.end_offsets([gate.partition]), connect_timeout_s
+            )
+            gate.end = int(offsets[gate.partition])
+        last_progress_s = time.monotonic()
+        while gate.tracker.final_height(height) < height:
+            position = await gate.consumer.position(gate.partition)
+            caught_up = position >= gate.end
+            if caught_up and not self.follow:
+                return False
+            batch = await gate.consumer.getmany(gate.partition, timeout_ms=fetch_wait_ms)
+            records = batch.get(gate.partition, [])
+            if records:
+                last_progress_s = time.monotonic()
+            elif self._stalled(caught_up, last_progress_s):
+                return False
+            for record in records:
+                gate.count(record.value)
+        return True
 
     @property
     def _where(self) -> str:
@@ -320,6 +375,41 @@ class BlockReader:
         checkpoint = self._verifier.checkpoint
         assert checkpoint is not None and checkpoint.block_hash == digest
         return VerifiedBlock(record.offset, block, digest, checkpoint, len(value))
+
+
+@dataclass
+class _FinalityGate:
+    """A reader's view of the cosignatures: which blocks are final under its policy."""
+
+    tracker: FinalityTracker
+    partition: TopicPartition
+    first_height: int
+    """The first height this reader verifies: cosignatures of earlier blocks are of no use."""
+    consumer: AIOKafkaConsumer | None = None
+    end: int = 0
+    hashes: dict[int, bytes] = field(default_factory=dict)
+    """Hash of every verified block by height: what a cosignature must cover to count."""
+    early: dict[int, list[Cosignature]] = field(default_factory=dict)
+    """Cosignatures of blocks not verified yet."""
+
+    def verified(self, height: int, block_hash: bytes) -> None:
+        """Block ``height`` verified: count the cosignatures of it read before."""
+        self.hashes[height] = block_hash
+        for cosignature in self.early.pop(height, []):
+            self.tracker.add(cosignature, block_hash)
+
+    def count(self, value: bytes | None) -> None:
+        try:
+            cosignature = codec.decode_cosignature(value or b"")
+        except DecodeError:
+            return  # never a vote
+        if cosignature.height < self.first_height:
+            return
+        chain_hash = self.hashes.get(cosignature.height)
+        if chain_hash is None:
+            self.early.setdefault(cosignature.height, []).append(cosignature)
+        else:
+            self.tracker.add(cosignature, chain_hash)
 
 
 __all__ = ["BlockReader", "VerifiedBlock"]

@@ -16,7 +16,14 @@ from ledger import codec, limits
 from ledger.errors import InfraError
 from ledger.kafka.clients import admin_client, committed_reader, transactional_producer
 from ledger.model import Block
-from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_SNAPSHOTS, TOPIC_STATS
+from ledger.settings import (
+    TOPIC_BLOCKS,
+    TOPIC_COSIGNATURES,
+    TOPIC_EVIDENCE,
+    TOPIC_REJECTIONS,
+    TOPIC_SNAPSHOTS,
+    TOPIC_STATS,
+)
 
 TOPIC_ALREADY_EXISTS = 36
 request_timeout_ms = 10_000
@@ -25,6 +32,9 @@ retry_interval_s = 0.5
 LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # The block stream is the ledger: kept forever, never compacted.
     TOPIC_BLOCKS: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
+    # Cosignatures and evidence are part of the ledger's proof (finality, misbehaviour): forever.
+    TOPIC_COSIGNATURES: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
+    TOPIC_EVIDENCE: {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
     # Rejections are evidence for payment systems; a year is the usual dispute horizon.
     TOPIC_REJECTIONS: {"retention.ms": str(366 * 24 * 3600 * 1000)},
     # The sequencer's state snapshots: only the newest per ledger matters (it bounds restarts).

@@ -22,15 +22,16 @@ from ledger import codec
 from ledger.client import queries
 from ledger.client.publisher import Publisher, Sealed
 from ledger.client.queries import NotFound
-from ledger.kafka.clients import committed_reader
+from ledger.client.reader import BlockReader
+from ledger.kafka.clients import committed_reader, idempotent_producer
 from ledger.local import process
 from ledger.local.stack import start_worker, witness_public_keys, worker_commands, worker_files
-from ledger.model import Posting, Transfer
+from ledger.model import BlockHeader, Posting, Transfer
 from ledger.settings import TOPIC_COSIGNATURES, Settings
-from ledger.signing import build_tx_body, key_id
+from ledger.signing import Signer, build_tx_body, key_id, load_private_key
 from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
 from ledger.tools.workload import transfers
-from ledger.witnessing import WitnessPolicy
+from ledger.witnessing import WitnessPolicy, cosign
 
 pytestmark = pytest.mark.services
 
@@ -342,3 +343,118 @@ async def test_a_witness_killed_during_load_cosigns_every_block_once(
     for height, block_hash in chain.items():
         [(signed_hash, _)] = signed[height]
         assert signed_hash == block_hash, f"{name} co-signed another block at height {height}"
+
+
+async def test_bad_messages_on_the_cosignature_topic_never_count(
+    settings: Settings, test_ledger: TestLedger
+) -> None:
+    """Garbage bytes, a cosignature by an unregistered key and a registered witness's signature
+    over another block than the chain's: each is a row of ledger.ignored_messages with its
+    reason, and none is a vote."""
+    tx_id, envelope = transfer(test_ledger)
+    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        [outcome] = await publisher.submit_and_wait([envelope], outcome_wait_s)
+    assert isinstance(outcome, Sealed)
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        row = await eventually(
+            lambda: connection.fetchrow(
+                "SELECT hash, blocks_root FROM ledger.blocks WHERE ledger = $1 AND height = $2",
+                test_ledger.ledger,
+                outcome.height,
+            ),
+            what=f"block {outcome.height} projected",
+        )
+        header = BlockHeader(
+            test_ledger.ledger,
+            outcome.height,
+            bytes(32),
+            bytes(32),
+            0,
+            0,
+            0,
+            bytes(row["blocks_root"]),
+            bytes(32),
+            0,
+            0,
+        )
+        stranger = Signer.generate()
+        witness = load_private_key(settings.witness_key_file(1), settings.witness_passphrase)
+        values = [
+            b"\x00not a cosignature",
+            codec.encode_cosignature(cosign(stranger, header, bytes(row["hash"]), 0)),
+            codec.encode_cosignature(cosign(witness, header, bytes(32), 0)),
+        ]
+        producer = idempotent_producer(
+            settings.kafka_bootstrap_servers, "test-finality", linger_ms=0
+        )
+        await producer.start()
+        try:
+            sent = [
+                await producer.send_and_wait(TOPIC_COSIGNATURES, value, partition=0)
+                for value in values
+            ]
+        finally:
+            await producer.stop()
+        offsets = [metadata.offset for metadata in sent]
+        ignored = await eventually(
+            lambda: connection.fetch(
+                'SELECT "offset", reason FROM ledger.ignored_messages'
+                ' WHERE topic = $1 AND partition = 0 AND "offset" = ANY ($2::bigint[])'
+                ' ORDER BY "offset"',
+                TOPIC_COSIGNATURES,
+                offsets,
+            ),
+            lambda rows: len(rows) == 3,
+            what="the three messages ignored",
+        )
+        reasons = [row["reason"] for row in ignored]
+        assert reasons[0].startswith("not a Cosignature")
+        assert reasons[1] == "not signed by a registered witness key"
+        assert reasons[2] == "co-signs another block than the chain's at that height"
+        counted = await connection.fetchval(
+            "SELECT count(*) FROM ledger.cosignatures WHERE witness_key_id = $1 OR block_hash = $2",
+            stranger.key_id,
+            bytes(32),
+        )
+        assert counted == 0
+    finally:
+        await connection.close()
+
+
+async def test_a_block_reader_with_a_witness_policy_yields_only_final_blocks(
+    settings: Settings, test_ledger: TestLedger
+) -> None:
+    """With two of three witnesses stopped, a BlockReader given the 2-of-3 policy stops before
+    the newest sealed block; a reader without a policy reads it; once a witness is back, the
+    policy reader reaches it too."""
+    try:
+        for name in ("witness-1", "witness-2"):
+            await kill_9(settings, name)
+        tx_id, envelope = transfer(test_ledger)
+        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+            [outcome] = await publisher.submit_and_wait([envelope], outcome_wait_s)
+        assert isinstance(outcome, Sealed)
+
+        async def newest(witness_policy: WitnessPolicy | None) -> int:
+            height = -1
+            async with BlockReader(
+                settings.kafka_bootstrap_servers,
+                test_ledger.ledger,
+                witness_policy=witness_policy,
+            ) as reader:
+                async for item in reader:
+                    height = item.height
+            return height
+
+        assert await newest(None) >= outcome.height
+        assert await newest(policy(settings)) < outcome.height
+    finally:
+        for name in ("witness-1", "witness-2"):
+            await start_and_wait(settings, name)
+    await eventually(
+        lambda: newest(policy(settings)),
+        lambda height: height >= outcome.height,
+        what=f"block {outcome.height} final for a policy reader",
+        timeout_s=catch_up_wait_s,
+    )
