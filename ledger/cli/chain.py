@@ -11,16 +11,18 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+from aiokafka import TopicPartition
 
-from ledger import signing
+from ledger import codec, signing
 from ledger.cli import cli
-from ledger.errors import ChainError, ConfigError, InfraError, LedgerError, ProofError
-from ledger.settings import TOPIC_BLOCKS, Settings
+from ledger.errors import ChainError, ConfigError, DecodeError, InfraError, LedgerError, ProofError
+from ledger.model import Evidence
+from ledger.settings import TOPIC_BLOCKS, TOPIC_EVIDENCE, Settings
 from ledger.witnessing import WitnessPolicy
 
 DEFAULT_LEDGER = "main"
@@ -104,6 +106,8 @@ class ChainReport:
     head_hash: bytes | None = None
     sealer_key: bytes | None = None
     failure: ChainError | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    """Signed evidence against the sealer published by witnesses (``ledger.witnessing``)."""
 
     @property
     def height(self) -> int:
@@ -123,7 +127,57 @@ class ChainReport:
             "failure": None
             if self.failure is None
             else {"height": self.failure.height, "reason": one_line(self.failure.reason)},
+            "evidence": [
+                {
+                    "kind": evidence.kind,
+                    "height": evidence.height,
+                    "detail": evidence.detail,
+                    "witness_key_id": signing.key_id(evidence.witness_key),
+                }
+                for evidence in self.evidence
+            ],
         }
+
+    def evidence_line(self) -> str:
+        """One line naming every piece of evidence."""
+        items = ", ".join(
+            f"{evidence.kind} at height {evidence.height} "
+            f"(witness {signing.key_id(evidence.witness_key)}: {one_line(evidence.detail)})"
+            for evidence in self.evidence
+        )
+        return f"ledger {self.ledger}: witnesses published evidence against the sealer: {items}"
+
+
+async def _scan_evidence(
+    settings: Settings,
+    ledger: str,
+    topic_partition: TopicPartition,
+    witness_keys: frozenset[bytes] | None,
+) -> list[Evidence]:
+    """The ledger's evidence on ``ledger.evidence`` that its witness signed (and, when
+    ``witness_keys`` are given, by one of them); anything else is no evidence at all."""
+    from ledger.kafka.clients import committed_reader
+    from ledger.witnessing import evidence_ok
+
+    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-verify-chain-evidence")
+    await consumer.start()
+    found = []
+    try:
+        consumer.assign([topic_partition])
+        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        while await consumer.position(topic_partition) < end:
+            batch = await consumer.getmany(topic_partition, timeout_ms=500)
+            for message in batch.get(topic_partition, []):
+                try:
+                    evidence = codec.decode_evidence(message.value or b"")
+                except DecodeError:
+                    continue
+                listed = witness_keys is None or evidence.witness_key in witness_keys
+                if evidence.ledger == ledger and listed and evidence_ok(evidence):
+                    found.append(evidence)
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def _scan_chain(
@@ -155,20 +209,41 @@ async def _scan_chain(
 
 @cli.command("verify-chain")
 @stream_options
+@click.option(
+    "--witness-keys",
+    "witness_keys_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Count only evidence signed by these witnesses (one public key in hex a line).",
+)
+@click.option("--evidence-topic", default=TOPIC_EVIDENCE, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def verify_chain(
-    ledger: str, sealer_key: bytes | None, topic: str, partition: int | None, as_json: bool
+    ledger: str,
+    sealer_key: bytes | None,
+    topic: str,
+    partition: int | None,
+    witness_keys_path: Path | None,
+    evidence_topic: str,
+    as_json: bool,
 ) -> None:
     """Read the whole chain from Kafka and verify every block (exit 1 at the first failure).
 
     Checks each block's seal (and, with --sealer-key, that the trusted key sealed it), its link
-    to the previous block, tx_root, blocks_root, heights and seq numbering.
+    to the previous block, tx_root, blocks_root, heights and seq numbering. Then reads the
+    witnesses' signed evidence on ledger.evidence: any (by --witness-keys, when given) is
+    exit 1 too, naming what each witness saw.
     """
     quiet_kafka_logs()
     settings = Settings.from_env()
-    report = asyncio.run(
-        _scan_chain(
-            settings, ledger, shard_partition(settings, ledger, partition), topic, sealer_key
+    policy = _witness_policy(witness_keys_path, None)
+    shard = shard_partition(settings, ledger, partition)
+    report = asyncio.run(_scan_chain(settings, ledger, shard, topic, sealer_key))
+    report.evidence = asyncio.run(
+        _scan_evidence(
+            settings,
+            ledger,
+            TopicPartition(evidence_topic, shard),
+            None if policy is None else policy.witness_keys,
         )
     )
     if as_json:
@@ -177,9 +252,11 @@ def verify_chain(
         verified = (
             f"blocks 0..{report.height} verified" if report.height >= 0 else "no block verified"
         )
+        evidence = f"; {report.evidence_line()}" if report.evidence else ""
         raise ChainError(
             report.failure.height,
-            f"{one_line(report.failure.reason)} ({verified}, {report.tx_count} transactions)",
+            f"{one_line(report.failure.reason)} ({verified}, {report.tx_count} transactions)"
+            + evidence,
         )
     if not as_json:
         assert report.head_hash is not None and report.sealer_key is not None
@@ -188,6 +265,8 @@ def verify_chain(
             f"({report.block_count} blocks, {report.tx_count} transactions), "
             f"head {report.head_hash.hex()}, sealer {signing.key_id(report.sealer_key)}"
         )
+    if report.evidence:
+        raise ChainError(report.evidence[0].height, report.evidence_line())
 
 
 # ---- proof -----------------------------------------------------------------------------------

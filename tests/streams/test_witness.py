@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 from support.block_topics import create_topic, delete_topics, unique_topic_name, write_values
+from support.cli import assert_one_line_error, run_ledger
 from support.waiting import eventually
 
 from ledger import codec
@@ -248,6 +249,19 @@ async def test_a_second_block_at_a_height_is_evidence_and_ends_cosigning(
         )
     assert await topics.cosigned_heights() == [0, 1]
     assert str(head(tmp_path)["halted"]).startswith("EQUIVOCATION at height 1")
+    verified = run_ledger(
+        "verify-chain",
+        "--ledger",
+        LEDGER,
+        "--topic",
+        topics.names.blocks,
+        "--partition",
+        "0",
+        "--evidence-topic",
+        topics.names.evidence,
+    )
+    line = assert_one_line_error(verified, 1)
+    assert "EQUIVOCATION at height 1" in line and witness_key.key_id in line, line
     async with running(topics, witness_key, tmp_path) as witness:
         await eventually(
             lambda: position(witness, blocks_end),
