@@ -362,7 +362,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m streams.witness", description=__doc__)
     parser.add_argument("--name", required=True, help="this witness's name (its state directory)")
     parser.add_argument("--key", required=True, type=Path, help="its encrypted key file")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="lower this process's CPU priority by this much (on a machine shared with the "
+        "pipeline: a witness lags rather than slows the ledger)",
+    )
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     logging.basicConfig(
         level=logging.INFO,
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",

@@ -33,6 +33,9 @@ from ledger.signing import Signer, save_private_key
 external_wait_s = 15.0
 """A cluster the user points us at should already run; do not wait for it long."""
 
+witness_nice = 10
+"""CPU priority the local witnesses give up: on one machine they lag rather than slow sealing."""
+
 worker_start_wait_s = 5.0
 """A worker that dies this soon after start has a configuration problem worth reporting."""
 
@@ -49,15 +52,9 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
     for index in range(1, settings.witness_count + 1):
         key_file = str(settings.witness_key_file(index))
         name = f"witness-{index}"
-        commands[name] = [
-            sys.executable,
-            "-m",
-            "streams.witness",
-            "--name",
-            name,
-            "--key",
-            key_file,
-        ]
+        # Here the witnesses share the machine with the pipeline: they take the CPU it leaves.
+        witness = ["streams.witness", "--name", name, "--key", key_file]
+        commands[name] = [sys.executable, "-m", *witness, "--nice", str(witness_nice)]
     commands["stats"] = [sys.executable, "-m", "streams.stats"]
     commands["dashboard"] = [sys.executable, "-m", "streams.dashboard"]
     return commands
