@@ -41,10 +41,11 @@ def test_quick_start_shell_runs(test_ledger: TestLedger) -> None:
 
 
 def test_python_example_runs(test_ledger: TestLedger) -> None:
-    """The SDK example publishes a transfer and learns it was sealed."""
+    """The SDK example publishes a transfer and learns it was sealed, then another and learns
+    it is final."""
     code = block_after("From Python:", "python")
     body = "async def example():\n" + textwrap.indent(code, "    ") + "\n    return outcome\n"
     namespace: dict[str, object] = {}
     exec(compile(body, "README.md", "exec"), namespace)  # noqa: S102 - the README is ours
     outcome = asyncio.run(namespace["example"]())  # type: ignore[operator]
-    assert isinstance(outcome, Sealed)
+    assert isinstance(outcome, Sealed) and outcome.final

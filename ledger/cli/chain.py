@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from ledger.witnessing import WitnessPolicy
 DEFAULT_LEDGER = "main"
 
 proof_file_bytes_max = 1024 * 1024
+final_wait_s = 60.0
+"""How long ``ledger proof --final`` waits for the witnesses."""
+final_poll_s = 0.5
 """A proof is an envelope, two headers and two O(log n) paths: a few KiB. Refuse absurd files."""
 
 
@@ -281,6 +285,13 @@ def verify_chain(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the proof here instead of printing it.",
 )
+@click.option(
+    "--final",
+    "final_only",
+    is_flag=True,
+    help=f"Wait (up to {final_wait_s:.0f} s) until the transaction is final, and anchor the proof "
+    "in a final block carrying the witnesses' cosignatures.",
+)
 def proof(
     tx_id_hex: str,
     ledger: str,
@@ -288,12 +299,13 @@ def proof(
     topic: str,
     partition: int | None,
     out_path: Path | None,
+    final_only: bool,
 ) -> None:
     """Prove that transaction TX_ID_HEX is in the ledger: self-contained JSON.
 
-    Finds the transaction's block, anchors the proof in the newest block (whose blocks_root
-    covers all earlier ones) and prints it or writes it to --out. A transaction in the newest
-    block has no proof until one more block is sealed.
+    Finds the transaction's block, anchors the proof in the newest final block (or, when none
+    is later than the transaction's, the newest block), and prints it or writes it to --out. A
+    transaction in the newest block has no proof until one more block is sealed.
     """
     from ledger.client.proof_source import prove_from_postgres, prove_transaction
 
@@ -301,7 +313,9 @@ def proof(
     quiet_kafka_logs()
     settings = Settings.from_env()
     document = None
-    if topic == TOPIC_BLOCKS and partition is None:
+    if final_only:
+        document = asyncio.run(_final_proof(settings.database_url, ledger, tx_id))
+    elif topic == TOPIC_BLOCKS and partition is None:
         # Fast path: the projector's index. Its rows need no trust; the proof is checked below
         # (when a sealer key is given) and by whoever verifies it.
         try:
@@ -334,6 +348,22 @@ def proof(
     click.echo(
         f"proof of tx {tx_id.hex()} (block {document['block']['height']}, seq {document['seq']}) "
         f"anchored at block {document['anchor']['height']} written to {out_path}"
+    )
+
+
+async def _final_proof(database_url: str, ledger: str, tx_id: bytes) -> dict[str, Any]:
+    """The proof from PostgreSQL once the transaction is final; ProofError after final_wait_s."""
+    from ledger.client.proof_source import prove_from_postgres
+
+    deadline = time.monotonic() + final_wait_s
+    while time.monotonic() < deadline:
+        document = await prove_from_postgres(database_url, ledger, tx_id, final_only=True)
+        if document is not None:
+            return document
+        await asyncio.sleep(final_poll_s)
+    raise ProofError(
+        f"transaction {tx_id.hex()} is not final (or not sealed) after {final_wait_s:.0f} s: "
+        "are the witnesses running? (ledger tx and the dashboard say more)"
     )
 
 

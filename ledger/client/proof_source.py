@@ -108,12 +108,15 @@ __all__ = [
 
 
 async def prove_from_postgres(
-    database_url: str, ledger: str, tx_id: bytes
+    database_url: str, ledger: str, tx_id: bytes, *, final_only: bool = False
 ) -> dict[str, Any] | None:
     """The same proof built from the projector's tables in a few queries, or None when
-    PostgreSQL does not have the transaction, or a block after it, yet. Nothing read there is
-    trusted: the proof carries the envelope, both headers and both seals, and ``verify_proof``
-    checks them all.
+    PostgreSQL does not have the transaction, or a block after it, yet (with ``final_only``: a
+    final block after it). Nothing read there is trusted: the proof carries the envelope, both
+    headers, both seals and the anchor's cosignatures, and ``verify_proof`` checks them all.
+
+    The anchor is the newest final block when that is later than the transaction's (so the
+    proof carries the threshold's cosignatures), else the newest block.
     """
     import asyncpg
 
@@ -135,11 +138,13 @@ async def prove_from_postgres(
             )
             if len(hashes) - 1 == height:
                 return None  # no later block projected yet: the chain itself may have one
-            cosigned = await connection.fetchval(
-                "SELECT max(height) FROM ledger.cosignatures WHERE ledger = $1", ledger
-            )
-            anchor_height = cosigned if cosigned is not None and cosigned > height else None
-            anchor_height = anchor_height or len(hashes) - 1
+            final = await connection.fetchval("SELECT analytics.final_height($1)", ledger)
+            if final is not None and final > height:
+                anchor_height = final
+            elif final_only:
+                return None
+            else:
+                anchor_height = len(hashes) - 1
             block = await _block_from_postgres(connection, ledger, height)
             anchor = await _block_from_postgres(connection, ledger, anchor_height)
             cosignatures = [

@@ -7,9 +7,13 @@
   transactions (confirmation and visibility latency), rejections by code and stage.
 - ``StatsSource`` (``streams.dashboard.stats``): the newest summary of the stats process
   (windowed figures from the block stream and the rejections, by event time).
+- ``WitnessSource``: each ledger's finality threshold and newest block, every registered witness's
+  highest cosignature and evidence, the count of ignored cosignature and evidence messages (the
+  finality recorder's tables, ``streams.finality``). Its own connection: a failure there (say, a
+  database without migration 0006) leaves the other PostgreSQL figures up.
 - ``ChainWatcher`` (``streams.dashboard.chain``): verified height or the first broken block.
 
-``Gatherer`` owns the four loops and combines their latest facts into a ``Snapshot`` on demand.
+``Gatherer`` owns the five loops and combines their latest facts into a ``Snapshot`` on demand.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from ledger import codec
 from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import VERIFY_GROUP, admin_client
-from ledger.settings import TOPIC_BLOCKS, TOPIC_SUBMISSIONS, TOPIC_VERIFIED, Settings
+from ledger.settings import (
+    TOPIC_BLOCKS,
+    TOPIC_COSIGNATURES,
+    TOPIC_EVIDENCE,
+    TOPIC_SUBMISSIONS,
+    TOPIC_VERIFIED,
+    Settings,
+)
 from streams.dashboard import queries
 from streams.dashboard.chain import ChainWatcher
 from streams.dashboard.snapshot import (
@@ -41,6 +52,7 @@ from streams.dashboard.snapshot import (
     Snapshot,
     SourceState,
     StatsFacts,
+    WitnessFacts,
     build_snapshot,
 )
 from streams.dashboard.stats import StatsSource
@@ -105,7 +117,12 @@ class KafkaSource:
         shard_count = len(self.settings.shards)
         verified = [TopicPartition(TOPIC_VERIFIED, index) for index in range(shard_count)]
         blocks = [TopicPartition(TOPIC_BLOCKS, index) for index in range(shard_count)]
-        end = await consumer.end_offsets(submissions + verified + blocks)
+        witnessed = [
+            TopicPartition(topic, index)
+            for topic in (TOPIC_COSIGNATURES, TOPIC_EVIDENCE)
+            for index in range(shard_count)
+        ]
+        end = await consumer.end_offsets(submissions + verified + blocks + witnessed)
         committed = await admin.list_consumer_group_offsets(
             VERIFY_CONSUMER_GROUP, partitions=submissions
         )
@@ -132,7 +149,11 @@ class KafkaSource:
                 source_offset_end=tip.source_offset_end,
                 verified_end_offset=end[verified[index]],
             )
-        return KafkaFacts(tips=tips, verify_lag_messages=verify_lag)
+        return KafkaFacts(
+            tips=tips,
+            verify_lag_messages=verify_lag,
+            witness_end_offsets={f"{tp.topic}:{tp.partition}": end[tp] for tp in witnessed},
+        )
 
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self.consumer is None or self.admin is None:
@@ -271,24 +292,99 @@ class PostgresSource:
 
     async def _connection(self) -> Any:
         if self.connection is None or self.connection.is_closed():
-            self.connection = await asyncpg.connect(
-                self.settings.database_url,
-                timeout=connect_timeout_s,
-                command_timeout=query_timeout_s,
-                server_settings={
-                    "application_name": "ledger-dashboard",
-                    "default_transaction_read_only": "on",
-                    # The server gives up too, so an abandoned query never keeps running.
-                    "statement_timeout": str(int(query_timeout_s * 1000)),
-                },
-            )
+            self.connection = await _connect(self.settings)
         return self.connection
 
     async def close(self) -> None:
         connection, self.connection = self.connection, None
-        if connection is not None:
-            # terminate, not close: after a timeout the connection may be mid-query.
-            connection.terminate()
+        _terminate(connection)
+
+
+class WitnessSource:
+    """Finality figures from PostgreSQL, through a read-only connection of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection: Any = None
+        self.ignored = queries.IgnoredCount()
+        self.recounted_at_s = -math.inf
+        self.names: dict[bytes, str] = {}
+        self.names_read_at_s = -math.inf
+
+    async def gather(self) -> WitnessFacts:
+        if self.connection is None or self.connection.is_closed():
+            self.connection = await _connect(self.settings)
+        return await self.read(self.connection)
+
+    async def read(self, connection: Any) -> WitnessFacts:
+        """One round on ``connection`` (the tests pass one inside a transaction)."""
+        shards = list(self.settings.shards)
+        ledgers = await connection.fetch(queries.FINALITY_LEDGERS, shards, timeout=query_timeout_s)
+        witnesses = await connection.fetch(queries.WITNESSES, shards, timeout=query_timeout_s)
+        tracking = await connection.fetch(
+            queries.TRACKING_ALL, queries.FINALITY_PROCESSOR, timeout=query_timeout_s
+        )
+        await self._count_ignored(connection)
+        return queries.witness_facts(
+            shards, ledgers, witnesses, tracking, self.ignored.total, self._local_names()
+        )
+
+    async def _count_ignored(self, connection: Any) -> None:
+        if time.monotonic() - self.recounted_at_s >= rejections_recount_s:
+            self.ignored.reset()
+            self.recounted_at_s = time.monotonic()
+        rows = await connection.fetch(
+            queries.IGNORED_SINCE, *self.ignored.arguments(), timeout=query_timeout_s
+        )
+        self.ignored.add(rows)
+
+    def _local_names(self) -> dict[bytes, str]:
+        """``witness-N`` by public key, from the ``.pub`` files ``ledger up`` writes; read again
+        now and then (keys appear on the first ``up``)."""
+        if time.monotonic() - self.names_read_at_s >= witness_names_reread_s:
+            self.names = local_witness_names(self.settings)
+            self.names_read_at_s = time.monotonic()
+        return self.names
+
+    async def close(self) -> None:
+        connection, self.connection = self.connection, None
+        _terminate(connection)
+
+
+witness_names_reread_s = 60.0
+
+
+def local_witness_names(settings: Settings) -> dict[bytes, str]:
+    """Public key -> ``witness-N`` for the local stack's witnesses whose ``.pub`` file exists
+    (``ledger.local.stack.witness_public_keys`` lists them; the dashboard is below that layer)."""
+    names = {}
+    for index in range(1, settings.witness_count + 1):
+        public = settings.witness_key_file(index).with_suffix(".pub")
+        try:
+            names[bytes.fromhex(public.read_text().strip())] = f"witness-{index}"
+        except (OSError, ValueError):
+            continue
+    return names
+
+
+async def _connect(settings: Settings) -> Any:
+    return await asyncpg.connect(
+        settings.database_url,
+        timeout=connect_timeout_s,
+        command_timeout=query_timeout_s,
+        server_settings={
+            "application_name": "ledger-dashboard",
+            "default_transaction_read_only": "on",
+            # The server gives up too, so an abandoned query never keeps running.
+            "statement_timeout": str(int(query_timeout_s * 1000)),
+        },
+    )
+
+
+def _terminate(connection: Any) -> None:
+    if connection is not None:
+        # terminate, not close: after a timeout the connection may be mid-query.
+        connection.terminate()
 
 
 async def _bounded(stop: Callable[[], Awaitable[Any]], what: str) -> None:
@@ -371,6 +467,10 @@ class Gatherer:
         )
         stats = StatsSource(settings)
         self.stats: SourceLoop[StatsFacts] = SourceLoop("stats", stats.gather, stats.close)
+        witnesses = WitnessSource(settings)
+        self.witnesses: SourceLoop[WitnessFacts] = SourceLoop(
+            "witnesses", witnesses.gather, witnesses.close
+        )
         self.chain = ChainWatcher(settings)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -380,12 +480,14 @@ class Gatherer:
             asyncio.create_task(self.kafka.run(), name="dashboard-kafka"),
             asyncio.create_task(self.postgres.run(), name="dashboard-postgres"),
             asyncio.create_task(self.stats.run(), name="dashboard-stats"),
+            asyncio.create_task(self.witnesses.run(), name="dashboard-witnesses"),
             asyncio.create_task(self.chain.run(), name="dashboard-chain"),
         ]
         first_rounds = [
             self.kafka.first_round.wait(),
             self.postgres.first_round.wait(),
             self.stats.first_round.wait(),
+            self.witnesses.first_round.wait(),
         ]
         try:
             await asyncio.wait_for(
@@ -403,10 +505,16 @@ class Gatherer:
     def snapshot(self) -> Snapshot:
         return build_snapshot(
             self.settings.shards,
-            {"kafka": self.kafka.state, "postgres": self.postgres.state, "stats": self.stats.state},
+            {
+                "kafka": self.kafka.state,
+                "postgres": self.postgres.state,
+                "stats": self.stats.state,
+                "witnesses": self.witnesses.state,
+            },
             self.kafka.facts,
             self.postgres.facts,
             self.chain.statuses(),
             wall_ms(),
             stats=self.stats.facts,
+            witnesses=self.witnesses.facts,
         )

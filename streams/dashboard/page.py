@@ -1,7 +1,9 @@
 """The dashboard page: one self-contained HTML document (inline CSS and JS, no external assets).
 
 It polls ``/api/status`` every second and keeps the last 5 minutes of throughput in the browser
-for the sparkline; the server keeps no history. Values from the server are inserted with
+for the sparkline; the server keeps no history. The "Witnesses & finality" section shows, per
+ledger, the threshold, final height and lag, the evidence count (red when any) and every
+registered witness with its state. Values from the server are inserted with
 ``textContent`` only, never as HTML.
 """
 
@@ -17,6 +19,7 @@ PAGE_HTML = """<!doctype html>
   :root {
     --ink: #1c2430; --muted: #667085; --line: #e4e7ec; --panel: #ffffff; --page: #f4f6f8;
     --ok: #12805c; --ok-bg: #e7f6ef; --bad: #c4320a; --bad-bg: #fdece7; --accent: #2f6fdf;
+    --warn: #a15c07; --warn-bg: #fef4e6;
   }
   * { box-sizing: border-box; }
   body { margin: 0; background: var(--page); color: var(--ink);
@@ -69,6 +72,17 @@ PAGE_HTML = """<!doctype html>
   .tag.ok { background: var(--ok-bg); color: var(--ok); }
   .tag.bad { background: var(--bad-bg); color: var(--bad); }
   td.empty { color: var(--muted); padding: 8px 10px; text-align: left; }
+  .tag.warn { background: var(--warn-bg); color: var(--warn); }
+  .tag.idle { background: var(--page); color: var(--muted); }
+  #finality-card.bad { background: var(--bad-bg); border-color: #f5c2b3; }
+  .finality-ledger { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px;
+                     margin-top: 10px; background: var(--panel); }
+  .finality-ledger .name { font-weight: 600; margin-bottom: 6px; }
+  .finality-ledger .pair { margin-bottom: 8px; }
+  .finality-ledger .big { font-size: 24px; }
+  .evidence.bad { color: var(--bad); }
+  .evidence-note { color: var(--bad); font-weight: 600; margin-bottom: 6px; }
+  #finality-empty { color: var(--muted); }
   @media (max-width: 900px) {
     main { grid-template-columns: 1fr 1fr; }
     section.wide, section.half { grid-column: span 2; }
@@ -82,6 +96,7 @@ PAGE_HTML = """<!doctype html>
   <span class="pill" id="source-kafka"><span class="dot"></span>Kafka</span>
   <span class="pill" id="source-postgres"><span class="dot"></span>PostgreSQL</span>
   <span class="pill" id="source-stats"><span class="dot"></span>Stats</span>
+  <span class="pill" id="source-witnesses"><span class="dot"></span>Witnesses</span>
   <span id="updated">connecting&hellip;</span>
 </header>
 <div id="banner"></div>
@@ -140,6 +155,17 @@ PAGE_HTML = """<!doctype html>
       </tr></thead>
       <tbody id="ledgers"></tbody>
     </table>
+  </section>
+  <section class="wide" id="finality-card">
+    <h2>Witnesses &amp; finality</h2>
+    <div class="sub">
+      ignored cosignature/evidence messages <span id="ignored-messages">&mdash;</span>
+      &middot; not yet recorded <span id="recorder-lag">&mdash;</span> messages
+      &middot; states: co-signing (within 3 blocks of the head), behind (further, or a block
+      sealed over 10 s ago not co-signed), halted (it published evidence), silent (never co-signed)
+    </div>
+    <div id="finality-empty"></div>
+    <div id="finality-ledgers"></div>
   </section>
   <section class="half">
     <h2>Rejections by code</h2>
@@ -235,7 +261,7 @@ function replaceRows(tbody, rows, emptyText, columns) {
 }
 
 function renderSources(sources) {
-  const names = {kafka: "Kafka", postgres: "PostgreSQL", stats: "Stats"};
+  const names = {kafka: "Kafka", postgres: "PostgreSQL", stats: "Stats", witnesses: "Witnesses"};
   const rows = [];
   for (const [key, state] of Object.entries(sources)) {
     const pill = $("source-" + key);
@@ -311,6 +337,79 @@ function renderStream(stream) {
   ]), "no rejections in the last minute", 3);
 }
 
+// Witnesses & finality: one block per ledger, built with textContent only.
+const WITNESS_TAGS = {"co-signing": "ok", "behind": "warn", "halted": "bad", "silent": "idle"};
+function element(tagName, className, text) {
+  const node = document.createElement(tagName);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+function figure(label, value, className) {
+  const box = element("div");
+  box.appendChild(element("div", "label", label));
+  const big = element("div", "big" + (className ? " " + className : ""), value);
+  if (value === NA) big.classList.add("na");
+  box.appendChild(big);
+  return box;
+}
+function witnessStateCell(state) {
+  const td = document.createElement("td");
+  td.className = "text";
+  td.appendChild(element("span", "tag " + (WITNESS_TAGS[state] || "bad"), state));
+  return td;
+}
+function height(value) { return value === null || value === undefined || value < 0 ? NA : integer(value); }
+function finalityLedger(f) {
+  const box = element("div", "finality-ledger");
+  box.dataset.ledger = f.ledger;
+  box.appendChild(element("div", "name", "ledger " + f.ledger));
+  if (f.evidence_count > 0) {
+    box.appendChild(element("div", "evidence-note",
+      "Evidence against the sealer: " + integer(f.evidence_count) +
+      " record(s). Investigate before trusting new blocks (docs/witnesses.md)."));
+  }
+  const pair = element("div", "pair");
+  pair.appendChild(figure("final height", height(f.final_height)));
+  pair.appendChild(figure("final lag (blocks)", integer(f.final_lag_blocks)));
+  pair.appendChild(figure("threshold", f.threshold === 0
+    ? "0 (final when sealed)" : f.threshold + " of " + f.witness_count));
+  pair.appendChild(figure("evidence", integer(f.evidence_count),
+    "evidence" + (f.evidence_count > 0 ? " bad" : "")));
+  box.appendChild(pair);
+  const table = element("table");
+  const head = element("tr");
+  for (const [text, className] of [["witness"], ["key id", "text"], ["co-signed height"],
+      ["lag (blocks)"], ["last cosignature"], ["state", "text"], ["evidence", "text"]]) {
+    head.appendChild(element("th", className, text));
+  }
+  table.appendChild(element("thead")).appendChild(head);
+  const tbody = element("tbody");
+  table.appendChild(tbody);
+  replaceRows(tbody, f.witnesses.map((w) => [
+    cell(w.name || NA), cell(w.key_id, "text"), cell(height(w.height)),
+    cell(integer(w.lag_blocks)), cell(age(w.last_cosignature_age_s)), witnessStateCell(w.state),
+    cell(w.evidence_count > 0
+      ? w.evidence_kind + " at height " + w.evidence_height + ": " + w.evidence_detail : "",
+      w.evidence_count > 0 ? "text detail" : "text"),
+  ]), "no witness registered on this ledger", 7);
+  box.appendChild(table);
+  return box;
+}
+function renderFinality(finality) {
+  setText("ignored-messages", integer(finality.ignored_messages));
+  setText("recorder-lag", integer(finality.recorder_lag_messages));
+  $("finality-card").classList.toggle("bad", (finality.evidence_total || 0) > 0);
+  const list = $("finality-ledgers");
+  if (finality.ledgers === null) {
+    list.replaceChildren();
+    $("finality-empty").textContent = "unavailable (see Sources: Witnesses)";
+    return;
+  }
+  $("finality-empty").textContent = finality.ledgers.length ? "" : "no ledgers configured";
+  list.replaceChildren(...finality.ledgers.map(finalityLedger));
+}
+
 function renderSparkline() {
   const now = Date.now();
   while (history.length && history[0].t < now - HISTORY_MS) history.shift();
@@ -363,6 +462,7 @@ function render(status) {
   renderLedgers(status.ledgers);
   renderRejections(status.rejections);
   renderStream(status.stream);
+  renderFinality(status.finality);
   $("updated").textContent = "updated " + new Date(status.taken_at_ms).toLocaleTimeString();
 }
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.dashboard.snapshot import Snapshot
+from streams.dashboard.snapshot import WITNESS_STATES, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -147,6 +147,7 @@ def families(snapshot: Snapshot, now_ms: int) -> list[Family]:
     for item in snapshot.rejections or ():
         rejections.add(item.count, code=item.code, stage=item.stage)
     stream = _stream_families(snapshot, now_ms)
+    witnesses = _witness_families(snapshot)
     return [
         source_up,
         snapshot_age,
@@ -164,6 +165,7 @@ def families(snapshot: Snapshot, now_ms: int) -> list[Family]:
         chain_ok,
         rejections,
         *stream,
+        *witnesses,
     ]
 
 
@@ -205,6 +207,99 @@ def _stream_families(snapshot: Snapshot, now_ms: int) -> list[Family]:
             for code, count in sorted(item.rejections_60s.items()):
                 rejections.add(count, ledger=item.ledger, code=code)
     return [age, throughput, volume, rejections, height]
+
+
+def _witness_families(snapshot: Snapshot) -> list[Family]:
+    """Finality and the witnesses (``streams.finality``'s tables); ``witness`` is the key id."""
+    threshold = Family(
+        "ledger_finality_threshold",
+        "gauge",
+        "Distinct registered witnesses whose cosignature makes a block final (0: final when sealed).",
+    )
+    final_height = Family(
+        "ledger_final_height",
+        "gauge",
+        "Highest final block: the threshold-th highest witness height (-1: nothing final yet).",
+    )
+    final_lag = Family(
+        "ledger_final_lag_blocks",
+        "gauge",
+        "Blocks sealed but not final yet: chain height - final height.",
+    )
+    evidence = Family(
+        "ledger_evidence_total",
+        "counter",
+        "Evidence recorded against the ledger's sealer, signed by a registered witness.",
+    )
+    witness_count = Family(
+        "ledger_witnesses", "gauge", "Registered, unrevoked witness keys of the ledger."
+    )
+    height = Family(
+        "ledger_witness_height",
+        "gauge",
+        "Highest block the witness co-signed, as recorded in PostgreSQL (-1: none).",
+    )
+    lag = Family(
+        "ledger_witness_lag_blocks",
+        "gauge",
+        "Blocks in PostgreSQL above the witness's highest cosignature.",
+    )
+    age = Family(
+        "ledger_witness_last_cosignature_age_seconds",
+        "gauge",
+        "Time since the witness signed its highest cosignature (by the witness's clock).",
+    )
+    halted = Family(
+        "ledger_witness_halted",
+        "gauge",
+        "1 once the witness published evidence: it co-signs nothing more on the ledger.",
+    )
+    state = Family(
+        "ledger_witness_state",
+        "gauge",
+        "1 for the witness's current state (co-signing, behind, halted, silent), 0 for the others.",
+    )
+    ignored = Family(
+        "ledger_ignored_witness_messages_total",
+        "counter",
+        "Cosignature and evidence messages the finality recorder did not count (ledger.ignored_messages).",
+    )
+    ignored.add(snapshot.ignored_witness_messages)
+    recorder_lag = Family(
+        "ledger_finality_recorder_lag_messages",
+        "gauge",
+        "Cosignature and evidence messages not yet recorded: end offsets - the recorder's positions.",
+    )
+    recorder_lag.add(snapshot.recorder_lag_messages)
+    for item in snapshot.finality or ():
+        ledger = item.ledger
+        threshold.add(item.threshold, ledger=ledger)
+        final_height.add(item.final_height, ledger=ledger)
+        final_lag.add(item.final_lag_blocks, ledger=ledger)
+        evidence.add(item.evidence_count, ledger=ledger)
+        witness_count.add(len(item.witnesses), ledger=ledger)
+        for witness in item.witnesses:
+            key = witness.key_id
+            height.add(witness.height, ledger=ledger, witness=key)
+            lag.add(witness.lag_blocks, ledger=ledger, witness=key)
+            age.add(witness.last_cosignature_age_s, ledger=ledger, witness=key)
+            halted.add(_flag(witness.state == "halted"), ledger=ledger, witness=key)
+            for name in WITNESS_STATES:
+                state.add(_flag(witness.state == name), ledger=ledger, witness=key, state=name)
+    return [
+        threshold,
+        final_height,
+        final_lag,
+        evidence,
+        witness_count,
+        height,
+        lag,
+        age,
+        halted,
+        state,
+        ignored,
+        recorder_lag,
+    ]
 
 
 def exposition(snapshot: Snapshot, now_ms: int) -> str:

@@ -1,7 +1,7 @@
 """What the dashboard shows: facts gathered from each source, combined by one pure function.
 
-Each source (Kafka, PostgreSQL, the stats summary, the chain watcher) delivers its own facts on
-its own schedule; ``build_snapshot`` combines the latest of them into a ``Snapshot`` that
+Each source (Kafka, PostgreSQL, the stats summary, the witnesses' cosignatures in PostgreSQL, the
+chain watcher) delivers its own facts on its own schedule; ``build_snapshot`` combines the latest of them into a ``Snapshot`` that
 ``/metrics`` and ``/api/status`` both render, so the page and Prometheus never disagree. A
 source that is down contributes no facts: every value it would have given is ``None``
 ("unavailable"), never stale.
@@ -15,7 +15,7 @@ from typing import Any
 
 from streams.stats.summary import Summary, recent
 
-SOURCES = ("kafka", "postgres", "stats")
+SOURCES = ("kafka", "postgres", "stats", "witnesses")
 
 HEIGHT_NONE = -1
 """Height of a chain without block 0, and tracked height of a ledger nothing was projected of."""
@@ -46,6 +46,9 @@ class ShardTip:
 class KafkaFacts:
     tips: Mapping[str, ShardTip]
     verify_lag_messages: int
+    witness_end_offsets: Mapping[str, int] | None = None
+    """End offset of each partition of ``ledger.cosignatures`` and ``ledger.evidence``, by the
+    finality recorder's stream name (``ledger.cosignatures:0``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,62 @@ class StatsFacts:
     published_at_ms: int
     ledgers: Mapping[str, StreamLedger]
     """Every configured ledger, then any other label with rejections (``(other)``)."""
+
+
+WITNESS_STATES = ("co-signing", "behind", "halted", "silent")
+"""What the page and ``ledger_witness_state`` say of a witness (``witness_state``)."""
+
+behind_lag_blocks = 3
+"""A witness more blocks than this behind the newest projected block is ``behind``."""
+
+behind_after_s = 10.0
+"""A witness that has not co-signed a block sealed this long ago is ``behind``, however few
+blocks it lacks (it stopped, or its cosignatures stopped arriving)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRecord:
+    """One registered, unrevoked witness of a ledger, as ``ledger.cosignatures`` and
+    ``ledger.evidence`` hold it (``streams.finality`` stores only cosignatures that count)."""
+
+    key_id: str
+    height: int
+    """Highest height it co-signed (``HEIGHT_NONE``: none)."""
+    signed_at_ms: int | None
+    """When it signed that cosignature, by its own clock."""
+    next_sealed_at_ms: int | None
+    """When the lowest block it has not co-signed was sealed; None when it holds the head."""
+    evidence_count: int
+    evidence_kind: str | None = None
+    evidence_height: int | None = None
+    evidence_detail: str | None = None
+    """The first evidence it published (lowest height), when it published any."""
+    name: str | None = None
+    """The local stack's name of the witness (``witness-N``) when its public key is on this
+    machine; other organisations' witnesses are known by key id only."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerWitnessing:
+    """One ledger's finality policy, newest projected block, evidence and witnesses."""
+
+    threshold: int
+    head_height: int
+    """Newest block in PostgreSQL: only projected blocks get their cosignatures recorded."""
+    evidence_count: int
+    witnesses: tuple[WitnessRecord, ...]
+    final_height: int = HEIGHT_NONE
+    """``analytics.final_height``; ``HEIGHT_NONE`` when nothing is final yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessFacts:
+    ledgers: Mapping[str, LedgerWitnessing]
+    ignored_messages: int
+    """Rows of ``ledger.ignored_messages``: cosignatures and evidence that did not count."""
+    recorder_positions: Mapping[str, int] | None = None
+    """The finality recorder's next offset by stream (``ledger.tracking``); None before it
+    recorded anything."""
 
 
 stream_short_span_ms = 10_000
@@ -151,6 +210,36 @@ class LedgerView:
 
 
 @dataclass(frozen=True, slots=True)
+class WitnessView:
+    key_id: str
+    name: str | None
+    height: int
+    lag_blocks: int
+    """Blocks in PostgreSQL above its highest cosignature."""
+    last_cosignature_age_s: float | None
+    waiting_s: float | None
+    """Age of the oldest block it has not co-signed; None when it holds the head."""
+    state: str
+    evidence_count: int
+    evidence_kind: str | None
+    evidence_height: int | None
+    evidence_detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinalityView:
+    ledger: str
+    threshold: int
+    head_height: int
+    final_height: int
+    final_lag_blocks: int
+    """Sealed blocks that are not final yet: the chain height (Kafka, or PostgreSQL's newest
+    block while Kafka is unavailable) minus the final height."""
+    evidence_count: int
+    witnesses: tuple[WitnessView, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RejectionCount:
     code: str
     stage: str
@@ -165,6 +254,10 @@ class Snapshot:
     ledgers: tuple[LedgerView, ...]
     rejections: tuple[RejectionCount, ...] | None
     stats: StatsFacts | None = None
+    finality: tuple[FinalityView, ...] | None = None
+    """None while the witnesses source is unavailable."""
+    ignored_witness_messages: int | None = None
+    recorder_lag_messages: int | None = None
 
     def stream_ledgers(self) -> tuple[StreamLedger, ...]:
         """The configured ledgers' stream figures (empty while the stats are unavailable)."""
@@ -221,6 +314,7 @@ class Snapshot:
                 for item in self.rejections
             ],
             "stream": _stream_json(self),
+            "finality": _finality_json(self),
         }
 
 
@@ -232,6 +326,7 @@ def build_snapshot(
     chains: Mapping[str, ChainStatus],
     now_ms: int,
     stats: StatsFacts | None = None,
+    witnesses: WitnessFacts | None = None,
 ) -> Snapshot:
     """Combine the latest facts of every source; None facts mean that source is unavailable."""
     views = tuple(
@@ -262,7 +357,85 @@ def build_snapshot(
         ledgers=views,
         rejections=rejections,
         stats=stats,
+        finality=None
+        if witnesses is None
+        else tuple(
+            _finality_view(ledger, witnesses.ledgers.get(ledger), view.chain_height, now_ms)
+            for ledger, view in zip(shards, views, strict=True)
+        ),
+        ignored_witness_messages=None if witnesses is None else witnesses.ignored_messages,
+        recorder_lag_messages=_recorder_lag(kafka, witnesses),
     )
+
+
+def _recorder_lag(kafka: KafkaFacts | None, witnesses: WitnessFacts | None) -> int | None:
+    """Cosignature and evidence messages the finality recorder has not recorded yet."""
+    if kafka is None or kafka.witness_end_offsets is None:
+        return None
+    if witnesses is None or witnesses.recorder_positions is None:
+        return None
+    positions = witnesses.recorder_positions
+    return sum(
+        max(0, end - positions.get(stream, 0)) for stream, end in kafka.witness_end_offsets.items()
+    )
+
+
+def witness_state(record: WitnessRecord, head_height: int, now_ms: int) -> str:
+    """``halted`` once it published evidence, ``silent`` before its first cosignature,
+    ``behind`` past ``behind_lag_blocks`` or ``behind_after_s``, else ``co-signing``."""
+    if record.evidence_count > 0:
+        return "halted"
+    if record.height == HEIGHT_NONE:
+        return "silent"
+    lag = head_height - record.height
+    if lag > behind_lag_blocks:
+        return "behind"
+    if (
+        lag > 0
+        and record.next_sealed_at_ms is not None
+        and now_ms - record.next_sealed_at_ms > behind_after_s * 1000
+    ):
+        return "behind"
+    return "co-signing"
+
+
+def _finality_view(
+    ledger: str, facts: LedgerWitnessing | None, chain_height: int | None, now_ms: int
+) -> FinalityView:
+    if facts is None:
+        # PostgreSQL answered but holds nothing of this ledger: no policy, no block, no witness.
+        facts = LedgerWitnessing(0, HEIGHT_NONE, 0, ())
+    head = facts.head_height if chain_height is None else max(chain_height, facts.head_height)
+    final = facts.final_height
+    return FinalityView(
+        ledger=ledger,
+        threshold=facts.threshold,
+        head_height=facts.head_height,
+        final_height=final,
+        final_lag_blocks=max(0, head - final),
+        evidence_count=facts.evidence_count,
+        witnesses=tuple(
+            WitnessView(
+                key_id=item.key_id,
+                name=item.name,
+                height=item.height,
+                lag_blocks=max(0, facts.head_height - item.height),
+                last_cosignature_age_s=_age_s(item.signed_at_ms, now_ms),
+                waiting_s=_age_s(item.next_sealed_at_ms, now_ms),
+                state=witness_state(item, facts.head_height, now_ms),
+                evidence_count=item.evidence_count,
+                evidence_kind=item.evidence_kind,
+                evidence_height=item.evidence_height,
+                evidence_detail=item.evidence_detail,
+            )
+            for item in facts.witnesses
+        ),
+    )
+
+
+def _age_s(at_ms: int | None, now_ms: int) -> float | None:
+    """Seconds since ``at_ms``; never negative (another machine's clock may run ahead)."""
+    return None if at_ms is None else max(0.0, (now_ms - at_ms) / 1000)
 
 
 def _ledger_view(
@@ -348,6 +521,48 @@ def _stream_json(snapshot: Snapshot) -> dict[str, Any]:
             ),
             key=lambda row: (-row["count"], row["ledger"], row["code"]),
         ),
+    }
+
+
+def _finality_json(snapshot: Snapshot) -> dict[str, Any]:
+    """Keys always present; ``ledgers`` None while the witnesses source is unavailable."""
+    finality = snapshot.finality
+    return {
+        "ignored_messages": snapshot.ignored_witness_messages,
+        "recorder_lag_messages": snapshot.recorder_lag_messages,
+        "evidence_total": None
+        if finality is None
+        else sum(item.evidence_count for item in finality),
+        "ledgers": None
+        if finality is None
+        else [
+            {
+                "ledger": item.ledger,
+                "threshold": item.threshold,
+                "witness_count": len(item.witnesses),
+                "head_height": item.head_height,
+                "final_height": item.final_height,
+                "final_lag_blocks": item.final_lag_blocks,
+                "evidence_count": item.evidence_count,
+                "witnesses": [
+                    {
+                        "key_id": witness.key_id,
+                        "name": witness.name,
+                        "height": witness.height,
+                        "lag_blocks": witness.lag_blocks,
+                        "last_cosignature_age_s": witness.last_cosignature_age_s,
+                        "waiting_s": witness.waiting_s,
+                        "state": witness.state,
+                        "evidence_count": witness.evidence_count,
+                        "evidence_kind": witness.evidence_kind,
+                        "evidence_height": witness.evidence_height,
+                        "evidence_detail": witness.evidence_detail,
+                    }
+                    for witness in item.witnesses
+                ],
+            }
+            for item in finality
+        ],
     }
 
 

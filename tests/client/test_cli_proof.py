@@ -24,7 +24,6 @@ from support.block_topics import (
 )
 from support.cli import assert_one_line_error, run_ledger, unreachable_services_env
 from support.ledger_fixture import TestLedger
-from support.waiting import eventually_sync
 
 from ledger import codec, signing
 from ledger.local.stack import witness_public_keys
@@ -76,15 +75,9 @@ def proved_tx(test_ledger: TestLedger, tmp_path_factory: pytest.TempPathFactory)
         "1",
     )
     assert int(str(later["height"])) > int(str(attested["height"]))
-    # Once the later block is final, the proof is anchored in a co-signed block and carries
-    # the witnesses' cosignatures.
-    eventually_sync(
-        lambda: json.loads(run_ledger("tx", str(later["tx_id"]), "--json").stdout),
-        lambda status: status.get("final") is True,
-        what="the later transaction final",
-    )
     proof_path = tmp_path_factory.mktemp("proof") / "proof.json"
-    result = run_ledger("proof", str(attested["tx_id"]), "--out", str(proof_path))
+    # --final: anchored in a final block, carrying the witnesses' cosignatures.
+    result = run_ledger("proof", str(attested["tx_id"]), "--final", "--out", str(proof_path))
     assert result.returncode == 0, result.stderr
     assert f"block {attested['height']}" in result.stdout
     return ProvedTx(
