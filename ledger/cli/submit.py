@@ -27,7 +27,19 @@ from ledger.cli import cli
 from ledger.cli.chain import DEFAULT_LEDGER, hex_option_callback, quiet_kafka_logs
 from ledger.cli.keys import passphrase_option, read_passphrase
 from ledger.errors import InfraError, LedgerError
-from ledger.model import Attest, Capture, Hold, Operation, Posting, Transfer, Void
+from ledger.model import (
+    Attest,
+    Capture,
+    Hold,
+    Operation,
+    Posting,
+    RegisterKey,
+    RevokeKey,
+    Role,
+    SetFinality,
+    Transfer,
+    Void,
+)
 from ledger.settings import Settings
 
 connect_timeout_s = 15.0
@@ -330,3 +342,50 @@ def attest(document: Path | None, digest: bytes | None, **arguments: Any) -> Non
         digest = _file_digest(document)
     assert digest is not None
     _submit(common, Attest(digest, "sha256"))
+
+
+# ---- admin operations: keys and the finality policy ------------------------------------------
+
+
+@submit.command("register-key")
+@click.option(
+    "--public-key",
+    required=True,
+    callback=hex_option_callback(signing.public_key_bytes, "--public-key"),
+    help="The new key's Ed25519 public key (64 hex digits).",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice([role.value for role in Role]),
+    help="A role of the key (repeat for several): admin, sealer, witness.",
+)
+@click.option("--account", "accounts", multiple=True, help="An account the key may spend from.")
+@_common_options
+def register_key(
+    public_key: bytes, roles: tuple[str, ...], accounts: tuple[str, ...], **arguments: Any
+) -> None:
+    """Register a key (admin only): its roles and the accounts it may spend from."""
+    _submit(_common(arguments), RegisterKey(public_key, roles, accounts))
+
+
+@submit.command("revoke-key")
+@click.option("--key-id", required=True, help="The key's id (32 hex digits).")
+@_common_options
+def revoke_key(key_id: str, **arguments: Any) -> None:
+    """Revoke a key for good (admin only): it signs nothing after this block."""
+    _submit(_common(arguments), RevokeKey(key_id))
+
+
+@submit.command("set-finality")
+@click.option(
+    "--threshold",
+    required=True,
+    type=click.IntRange(min=0),
+    help="Registered witnesses that must co-sign a block for it to be final (0: final when sealed).",
+)
+@_common_options
+def set_finality(threshold: int, **arguments: Any) -> None:
+    """Set the ledger's finality policy (admin only; at most the registered witnesses)."""
+    _submit(_common(arguments), SetFinality(threshold))
