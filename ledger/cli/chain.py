@@ -337,6 +337,16 @@ def proof(
                 trusted_sealer_key=sealer_key,
             )
         )
+    write_document(
+        document,
+        out_path,
+        f"proof of tx {tx_id.hex()} (block {document['block']['height']}, seq {document['seq']}) "
+        f"anchored at block {document['anchor']['height']}",
+    )
+
+
+def write_document(document: dict[str, Any], out_path: Path | None, what: str) -> None:
+    """Print ``document`` as JSON, or write it to ``out_path`` and say ``what`` was written."""
     text = json.dumps(document, indent=2) + "\n"
     if out_path is None:
         click.echo(text, nl=False)
@@ -345,10 +355,23 @@ def proof(
         out_path.write_text(text)
     except OSError as exc:
         raise ConfigError(f"cannot write {out_path}: {exc.strerror}") from exc
-    click.echo(
-        f"proof of tx {tx_id.hex()} (block {document['block']['height']}, seq {document['seq']}) "
-        f"anchored at block {document['anchor']['height']} written to {out_path}"
-    )
+    click.echo(f"{what} written to {out_path}")
+
+
+def check_offline(check: Callable[[], dict[str, Any]], what: str, as_json: bool) -> dict[str, Any]:
+    """Run an offline ``check``: its summary, or one ProofError line (and with ``as_json``
+    ``{"ok": false, "error": ...}`` on stdout) saying ``what`` does not hold."""
+    try:
+        summary = check()
+    except LedgerError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": one_line(exc)}))
+        if isinstance(exc, ConfigError):
+            raise
+        raise ProofError(f"{what} does not hold: {one_line(exc)}") from exc
+    if as_json:
+        click.echo(json.dumps({"ok": True, **summary}))
+    return summary
 
 
 async def _final_proof(database_url: str, ledger: str, tx_id: bytes) -> dict[str, Any]:
@@ -421,16 +444,10 @@ def verify_proof_command(
     from ledger.proofs import verify_proof
 
     policy = _witness_policy(witness_keys_path, threshold)
-    try:
-        summary = verify_proof(load_proof_file(proof_path), sealer_key, policy)
-    except LedgerError as exc:
-        if as_json:
-            click.echo(json.dumps({"ok": False, "error": one_line(exc)}))
-        if isinstance(exc, ConfigError):
-            raise
-        raise ProofError(f"proof does not hold: {one_line(exc)}") from exc
+    summary = check_offline(
+        lambda: verify_proof(load_proof_file(proof_path), sealer_key, policy), "proof", as_json
+    )
     if as_json:
-        click.echo(json.dumps({"ok": True, **summary}))
         return
     click.echo(
         f"proof holds: tx {summary['tx_id']} ({summary['kind']}, seq {summary['seq']}) "

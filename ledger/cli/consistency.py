@@ -4,22 +4,23 @@ kept (RFC 9162 consistency of ``blocks_root``, plus the old head's own inclusion
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ledger import signing
 from ledger.cli import cli
 from ledger.cli.chain import (
+    check_offline,
     hex_option_callback,
     load_proof_file,
-    one_line,
     quiet_kafka_logs,
     shard_partition,
     stream_options,
+    write_document,
 )
-from ledger.errors import ConfigError, LedgerError, ProofError
+from ledger.errors import ProofError
 from ledger.settings import Settings
 
 
@@ -74,17 +75,10 @@ def consistency(
             trusted_sealer_key=sealer_key,
         )
     )
-    text = json.dumps(document, indent=2) + "\n"
-    if out_path is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        out_path.write_text(text)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out_path}: {exc.strerror}") from exc
-    click.echo(
-        f"consistency of block {document['old']['height']} with block "
-        f"{document['new']['height']} written to {out_path}"
+    write_document(
+        document,
+        out_path,
+        f"consistency of block {document['old']['height']} with block {document['new']['height']}",
     )
 
 
@@ -108,21 +102,17 @@ def verify_consistency_command(
     """Check a consistency proof offline: exit 0 only if the new head extends the old one."""
     from ledger.proofs import verify_consistency_proof
 
-    try:
+    def check() -> dict[str, Any]:
         summary = verify_consistency_proof(load_proof_file(proof_path), sealer_key)
         if old_hash is not None and summary["old_hash"] != old_hash.hex():
             raise ProofError(
                 f"the proof starts at block {summary['old_height']} with hash "
                 f"{summary['old_hash']}, not the head you kept ({old_hash.hex()}): a rewrite"
             )
-    except LedgerError as exc:
-        if as_json:
-            click.echo(json.dumps({"ok": False, "error": one_line(exc)}))
-        if isinstance(exc, ConfigError):
-            raise
-        raise ProofError(f"consistency does not hold: {one_line(exc)}") from exc
+        return summary
+
+    summary = check_offline(check, "consistency", as_json)
     if as_json:
-        click.echo(json.dumps({"ok": True, **summary}))
         return
     click.echo(
         f"consistent: block {summary['new_height']} ({summary['new_hash'][:16]}...) of ledger "
