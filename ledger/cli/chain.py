@@ -29,6 +29,8 @@ from ledger.witnessing import WitnessPolicy
 DEFAULT_LEDGER = "main"
 
 proof_file_bytes_max = 1024 * 1024
+metadata_polls_max = 200
+"""Polls (50 ms apart) for a topic's partitions to appear in the client's metadata."""
 final_wait_s = 60.0
 """How long ``ledger proof --final`` waits for the witnesses."""
 final_poll_s = 0.5
@@ -160,15 +162,27 @@ async def _scan_evidence(
 ) -> list[Evidence]:
     """The ledger's evidence on ``ledger.evidence`` that its witness signed (and, when
     ``witness_keys`` are given, by one of them); anything else is no evidence at all."""
-    from ledger.kafka.clients import committed_reader
+    from ledger.kafka.clients import committed_reader, kafka_errors
     from ledger.witnessing import evidence_ok
 
     consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-verify-chain-evidence")
-    await consumer.start()
     found = []
+    where = f"{topic_partition.topic}[{topic_partition.partition}]"
     try:
-        consumer.assign([topic_partition])
-        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        with kafka_errors(f"reading {where}"):
+            await consumer.start()
+            if topic_partition.topic not in await consumer.topics():
+                raise ConfigError(f"topic {topic_partition.topic} does not exist")
+            consumer.assign([topic_partition])  # subscribes the client to the topic's metadata
+            partitions: set[int] = set()
+            for _ in range(metadata_polls_max):
+                partitions = consumer.partitions_for_topic(topic_partition.topic) or set()
+                if partitions:
+                    break
+                await asyncio.sleep(0.05)
+            if topic_partition.partition not in partitions:
+                raise ConfigError(f"{where} does not exist: no evidence can be read there")
+            end = (await consumer.end_offsets([topic_partition]))[topic_partition]
         while await consumer.position(topic_partition) < end:
             batch = await consumer.getmany(topic_partition, timeout_ms=500)
             for message in batch.get(topic_partition, []):
@@ -219,7 +233,7 @@ async def _scan_chain(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Count only evidence signed by these witnesses (one public key in hex a line).",
 )
-@click.option("--evidence-topic", default=TOPIC_EVIDENCE, hidden=True)
+@click.option("--evidence-topic", default=None, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def verify_chain(
     ledger: str,
@@ -227,7 +241,7 @@ def verify_chain(
     topic: str,
     partition: int | None,
     witness_keys_path: Path | None,
-    evidence_topic: str,
+    evidence_topic: str | None,
     as_json: bool,
 ) -> None:
     """Read the whole chain from Kafka and verify every block (exit 1 at the first failure).
@@ -242,14 +256,17 @@ def verify_chain(
     policy = _witness_policy(witness_keys_path, None)
     shard = shard_partition(settings, ledger, partition)
     report = asyncio.run(_scan_chain(settings, ledger, shard, topic, sealer_key))
-    report.evidence = asyncio.run(
-        _scan_evidence(
-            settings,
-            ledger,
-            TopicPartition(evidence_topic, shard),
-            None if policy is None else policy.witness_keys,
+    if evidence_topic is None and topic == TOPIC_BLOCKS:
+        evidence_topic = TOPIC_EVIDENCE  # a copy of the chain elsewhere has no witnesses
+    if evidence_topic is not None:
+        report.evidence = asyncio.run(
+            _scan_evidence(
+                settings,
+                ledger,
+                TopicPartition(evidence_topic, shard),
+                None if policy is None else policy.witness_keys,
+            )
         )
-    )
     if as_json:
         click.echo(json.dumps(report.as_json()))
     if report.failure is not None:

@@ -116,6 +116,7 @@ def test_submit_errors(
         (["proof", "00" * 16, "--sealer-key", "zz"], 2, "--sealer-key must be hex"),
         (["verify-chain", "--ledger", "no-such-ledger"], 4, "not in LEDGER_SHARDS"),
         (["verify-chain", "--bogus"], 2, "No such option"),
+        (["verify-chain", "--evidence-topic", "no.such.topic"], 4, "does not exist"),
         (["verify-proof", "proof.json"], 2, "--sealer-key"),
         (["verify-proof", "/nonexistent/proof.json", "--sealer-key", "00" * 32], 4, "cannot read"),
         (["verify-proof", "proof.json", "--sealer-key", "00" * 31], 2, "64 hex digits"),
