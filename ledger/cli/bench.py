@@ -31,6 +31,13 @@ from ledger.settings import REPO_ROOT, Settings
 @click.option(
     "--hot-share", default=0.2, show_default=True, help="Share of transfers paid by a hot account."
 )
+@click.option(
+    "--ledgers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Spread the load evenly over the first N shards of LEDGER_SHARDS (accounts on each).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-record", is_flag=True, help="Do not append the result to BENCHMARKS.md.")
 def bench(
@@ -39,6 +46,7 @@ def bench(
     accounts: int,
     hot_accounts: int,
     hot_share: float,
+    ledgers: int,
     as_json: bool,
     no_record: bool,
 ) -> None:
@@ -47,7 +55,7 @@ def bench(
 
     if rate < 0 or seconds <= 0 or accounts < 2 or not 0 <= hot_share <= 1:
         raise click.BadParameter("need rate >= 0, seconds > 0, accounts >= 2, 0 <= hot-share <= 1")
-    config = BenchConfig(rate, seconds, accounts, hot_accounts, hot_share)
+    config = BenchConfig(rate, seconds, accounts, hot_accounts, hot_share, ledger_count=ledgers)
     result = asyncio.run(run_bench(Settings.from_env(), config))
     if not no_record:
         record(result, "ledger " + shlex.join(sys.argv[1:]), REPO_ROOT / "BENCHMARKS.md")
@@ -61,6 +69,12 @@ def bench(
         f"latency to visible p50 {result['visible_latency_ms']['p50']} ms, p99 {result['visible_latency_ms']['p99']} ms\n"
         f"Ed25519 ceiling {result['verify_ceiling_per_s']}/s, ratio {result['ratio_to_ceiling']}\n"
         f"CPU seconds {result['cpu_seconds']}"
+        + "".join(
+            f"\n  {ledger}: sealed {figures['sealed_tx_per_s']} tx/s, p99 sealed "
+            f"{figures['latency_ms']['p99']} ms"
+            for ledger, figures in result["ledgers"].items()
+            if len(result["ledgers"]) > 1
+        )
     )
 
 

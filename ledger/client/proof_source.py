@@ -239,10 +239,10 @@ async def prove_consistency(
             if new_height is not None and height >= new_height:
                 break
     newest = -1 if new is None else new.header.height
-    if old is None or new is None or (new_height is not None and newest != new_height):
-        raise ProofError(
-            f"ledger {ledger!r} has blocks 0..{newest}: no block {old_height} or {new_height}"
-        )
+    for wanted, found in ((old_height, old), (new_height, new)):
+        if wanted is not None and (found is None or found.header.height != wanted):
+            raise ProofError(f"ledger {ledger!r} has blocks 0..{newest}: no block {wanted}")
+    assert old is not None and new is not None
     if newest <= old_height:
         raise ProofError(f"block {newest} is not later than block {old_height}: nothing to prove")
     return build_consistency_proof(old, new, hashes)

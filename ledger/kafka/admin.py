@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
 
 from ledger import codec, limits
@@ -105,7 +105,9 @@ async def ensure_topics(
     replication: int,
     extra_configs: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """Create the topics that are missing; returns the names created. Idempotent."""
+    """Create the topics that are missing, and add partitions to those that have fewer than
+    asked (a shard appended to LEDGER_SHARDS gets the next partition of each per-shard topic;
+    existing partitions keep their shard); returns what was done. Idempotent."""
     configs = {**LEDGER_TOPIC_CONFIGS, **(extra_configs or {})}
     admin = _admin(bootstrap_servers)
     try:
@@ -127,7 +129,22 @@ async def ensure_topics(
         if missing:
             response = await admin.create_topics(missing, timeout_ms=30_000)
             _raise_topic_errors(response.to_object())
-        return [topic.name for topic in missing]
+        present = [name for name in partitions if name in existing]
+        counts = {
+            described["topic"]: len(described["partitions"])
+            for described in (await admin.describe_topics(present) if present else [])
+        }
+        grow = {
+            name: NewPartitions(partitions[name])
+            for name, count in counts.items()
+            if count < partitions[name]
+        }
+        if grow:
+            response = await admin.create_partitions(grow, timeout_ms=30_000)
+            _raise_topic_errors(response.to_object())
+        return [topic.name for topic in missing] + [
+            f"{name} now has {grown.total_count} partitions" for name, grown in grow.items()
+        ]
     except KafkaError as exc:
         raise InfraError(f"cannot create topics on {bootstrap_servers}: {exc}") from exc
     finally:

@@ -46,7 +46,13 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
         f"verify-{index}": [sys.executable, "-m", "streams.worker", "verify"]
         for index in range(1, settings.verify_workers + 1)
     }
-    commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
+    if len(settings.sequencer_shards) == 1:
+        commands["sequence"] = [sys.executable, "-m", "streams.worker", "sequence"]
+    else:  # one sequencer process per shard: shards seal in parallel, on as many cores
+        for ledger in settings.sequencer_shards:
+            commands[f"sequence-{ledger}"] = [
+                *(sys.executable, "-m", "streams.worker", "sequence", ledger)
+            ]
     commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
     commands["finality"] = [sys.executable, "-m", "streams.worker", "finality"]
     for index in range(1, settings.witness_count + 1):

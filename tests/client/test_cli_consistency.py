@@ -19,6 +19,28 @@ def _newest_height() -> int:
     return int(json.loads(run_ledger("verify-chain", "--json").stdout)["height"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def blocks(test_ledger: TestLedger) -> None:
+    """A few blocks past genesis, whatever ran before: each submit waits for its own block."""
+    for _ in range(4):
+        result = run_ledger(
+            "submit",
+            "transfer",
+            "--key",
+            str(test_ledger.key_file("alice")),
+            "--from",
+            test_ledger.alice,
+            "--to",
+            test_ledger.bob,
+            "--asset",
+            "USD",
+            "--amount",
+            "1",
+            env=test_ledger.passphrase_env,
+        )
+        assert result.returncode == 0, result.stderr
+
+
 def test_random_heights_are_consistent_and_a_wrong_head_is_not(
     test_ledger: TestLedger, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from support.ports import free_port_block
 from support.waiting import eventually
 
 from ledger.kafka.admin import describe_topics, ensure_topics
+from ledger.kafka.clients import admin_client
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.settings import REPO_ROOT, Settings
 
@@ -75,6 +76,27 @@ async def test_ledger_topics_exist_with_their_settings(settings: Settings) -> No
     )
     counts = {topic["topic"]: len(topic["partitions"]) for topic in topics}
     assert counts == settings.topic_partitions()
+
+
+async def test_a_topic_with_too_few_partitions_grows(settings: Settings) -> None:
+    """A shard appended to LEDGER_SHARDS: ensure_topics adds the missing partitions to a topic
+    that exists with fewer, keeps the old ones, and a second call changes nothing."""
+    topic = f"test.grow.{uuid.uuid4().hex[:8]}"
+    bootstrap = settings.kafka_bootstrap_servers
+    assert await ensure_topics(bootstrap, {topic: 1}, replication=1) == [topic]
+    try:
+        done = await ensure_topics(bootstrap, {topic: 3}, replication=1)
+        assert done == [f"{topic} now has 3 partitions"]
+        [described] = await describe_topics(bootstrap, [topic])
+        assert len(described["partitions"]) == 3
+        assert await ensure_topics(bootstrap, {topic: 3}, replication=1) == []
+    finally:
+        admin = admin_client(bootstrap, "test-grow")
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
 
 
 def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -> None:

@@ -78,6 +78,8 @@ class BenchConfig:
     hot_account_count: int
     hot_share: float
     amount: int = 1
+    ledger_count: int = 1
+    """Shards the load is spread over: the first ``ledger_count`` of LEDGER_SHARDS."""
 
 
 def verify_ceiling_per_s(thread_count: int = os.cpu_count() or 1) -> float:
@@ -126,7 +128,9 @@ def process_cpu(settings: Settings) -> dict[tuple[str, int], float]:
     """CPU seconds so far of each local process by (role, pid); PostgreSQL with its backends."""
     usage: dict[tuple[str, int], float] = {}
     for name, pid in running_workers(settings).items():
-        usage[(name.split("-")[0], pid)] = cpu_seconds(pid)
+        # verify-1 and verify-2 are one role; sequence-<ledger> is one shard's sequencer
+        role = name if name.startswith("sequence-") else name.split("-")[0]
+        usage[(role, pid)] = cpu_seconds(pid)
     kafka_pid = kafka_cluster(settings).running().get(1)
     if kafka_pid:
         usage[("kafka", kafka_pid)] = cpu_seconds(kafka_pid)
@@ -164,8 +168,18 @@ def machine() -> str:
 
 
 async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
-    demo = await ensure_demo_ledger(settings)
-    accounts = await ensure_load_accounts(settings, demo, config.account_count)
+    """One run: transfers offered at ``rate_per_s`` (spread evenly over the first
+    ``ledger_count`` shards), drained, then measured per ledger and in total."""
+    ledgers = settings.shards[: config.ledger_count]
+    if len(ledgers) < config.ledger_count:
+        raise InfraError(
+            f"--ledgers {config.ledger_count} needs that many shards; LEDGER_SHARDS has "
+            f"{len(settings.shards)} ({', '.join(settings.shards)})"
+        )
+    load = []
+    for ledger in ledgers:
+        demo = await ensure_demo_ledger(settings, ledger)
+        load.append(await ensure_load_accounts(settings, demo, config.account_count))
     ceiling = await asyncio.to_thread(verify_ceiling_per_s)
     count = (
         int(config.rate_per_s * config.duration_s)
@@ -173,31 +187,37 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         else int(config.duration_s * saturation_offer_per_s)
     )
     rate = config.rate_per_s or saturation_offer_per_s
-    signing_s = await asyncio.to_thread(_time_signing, accounts, config)
+    signing_s = await asyncio.to_thread(_time_signing, load[0], config)
     start_ms = int(
         (time.time() + signing_s * count / calibration_count * 1.2 + start_margin_s) * 1000
     )
     created = [start_ms + int(index * 1000 / rate) for index in range(count)]
-    envelopes = await asyncio.to_thread(
-        transfers,
-        accounts,
-        count,
-        config.amount,
-        created,
-        hot_account_count=config.hot_account_count,
-        hot_share=config.hot_share,
-        validity_ms=validity_ms,
-        seed=start_ms,
-    )
+    # Transfer i goes to ledger i mod N: every ledger gets rate / N, evenly spaced.
+    envelopes: list[bytes] = [b""] * count
+    for position, accounts in enumerate(load):
+        envelopes[position :: len(load)] = await asyncio.to_thread(
+            transfers,
+            accounts,
+            len(created[position :: len(load)]),
+            config.amount,
+            created[position :: len(load)],
+            hot_account_count=config.hot_account_count,
+            hot_share=config.hot_share,
+            validity_ms=validity_ms,
+            seed=start_ms + position,
+        )
     tx_ids = [codec.decode_body_head(codec.decode_envelope(e).body).tx_id for e in envelopes]
     connection = await asyncpg.connect(settings.database_url, timeout=10)
     publisher = Publisher(settings.kafka_bootstrap_servers, client_id="ledger-bench")
     try:
         await publisher.start()
-        first_seq = await connection.fetchval(
-            "SELECT coalesce(max(seq) + 1, 0) FROM ledger.transactions WHERE ledger = $1",
-            demo.ledger,
-        )
+        first_seqs = {
+            ledger: await connection.fetchval(
+                "SELECT coalesce(max(seq) + 1, 0) FROM ledger.transactions WHERE ledger = $1",
+                ledger,
+            )
+            for ledger in ledgers
+        }
         cpu_before = process_cpu(settings)
         late_ms = int(time.time() * 1000) - start_ms
         if late_ms > 0:
@@ -207,26 +227,32 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
             )
         abandoned = await _publish(publisher, envelopes, tx_ids, created)
         publish_end_ms = int(time.time() * 1000)
-        await _drain(
-            connection,
-            demo.ledger,
-            first_seq,
-            count - abandoned,
-            start_ms,
-            max(drain_wait_s_min, config.duration_s * 3),
-        )
+        drain_wait_s = max(drain_wait_s_min, config.duration_s * 3)
+        for position, ledger in enumerate(ledgers):
+            offered = len(created[position :: len(ledgers)])
+            await _drain(
+                connection, ledger, first_seqs[ledger], offered - abandoned, start_ms, drain_wait_s
+            )
         cpu_after = process_cpu(settings)
-        figures = await _figures(connection, demo.ledger, first_seq, start_ms)
+        per_ledger = {
+            ledger: await _figures(connection, ledger, first_seqs[ledger], start_ms)
+            for ledger in ledgers
+        }
         witnesses = [name for name in running_workers(settings) if name.startswith("witness")]
-        final = await _final_figures(
-            connection, demo.ledger, first_seq, max(drain_wait_s_min, config.duration_s * 3)
-        )
+        final = await _final_figures(connection, ledgers[0], first_seqs[ledgers[0]], drain_wait_s)
     finally:
         await publisher.stop()
         await connection.close()
-    sealed_per_s = figures["sealed"] / max(0.001, (figures["last_sealed_ms"] - start_ms) / 1000)
+    sealed = sum(figures["sealed"] for figures in per_ledger.values())
+    last_sealed_ms = max(figures["last_sealed_ms"] for figures in per_ledger.values())
+    sealed_per_s = sealed / max(0.001, (last_sealed_ms - start_ms) / 1000)
     cpu = cpu_used(cpu_before, cpu_after)
     published_s = max(0.001, (publish_end_ms - start_ms) / 1000)
+    first = per_ledger[ledgers[0]]
+    rejected_by_code: dict[str, int] = {}
+    for figures in per_ledger.values():
+        for code, number in figures["rejected_by_code"].items():
+            rejected_by_code[code] = rejected_by_code.get(code, 0) + number
     return {
         "sealed_tx_per_s": round(sealed_per_s, 1),
         "offered_tx_per_s": config.rate_per_s or "as fast as possible",
@@ -234,20 +260,41 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         "abandoned": abandoned,
         "throttled_s": round(publisher.throttled_s, 1),
         "transactions": count,
-        "sealed": figures["sealed"],
-        "rejected": figures["rejected"],
-        "rejected_by_code": figures["rejected_by_code"],
-        "latency_ms": figures["latency_ms"],
-        "visible_latency_ms": figures["visible_latency_ms"],
+        "sealed": sealed,
+        "rejected": sum(rejected_by_code.values()),
+        "rejected_by_code": rejected_by_code,
+        "latency_ms": _worst(per_ledger, "latency_ms") if len(ledgers) > 1 else first["latency_ms"],
+        "visible_latency_ms": _worst(per_ledger, "visible_latency_ms")
+        if len(ledgers) > 1
+        else first["visible_latency_ms"],
+        "ledgers": {
+            ledger: {
+                "sealed": figures["sealed"],
+                "sealed_tx_per_s": round(
+                    figures["sealed"] / max(0.001, (figures["last_sealed_ms"] - start_ms) / 1000), 1
+                ),
+                "latency_ms": figures["latency_ms"],
+                "visible_latency_ms": figures["visible_latency_ms"],
+            }
+            for ledger, figures in per_ledger.items()
+        },
         "witnesses_running": len(witnesses),
         "final": final,
         "verify_ceiling_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(sealed_per_s / ceiling, 3) if ceiling else 0.0,
         "cpu_seconds": {name: round(seconds, 1) for name, seconds in cpu.items()},
-        "cpu_us_per_tx": cpu_per_tx(cpu, figures["sealed"]),
+        "cpu_us_per_tx": cpu_per_tx(cpu, sealed),
         "duration_s": config.duration_s,
         "accounts": config.account_count,
         "machine": machine(),
+    }
+
+
+def _worst(per_ledger: dict[str, dict[str, Any]], key: str) -> dict[str, float]:
+    """Each percentile at its worst over the ledgers: what the slowest shard's users saw."""
+    return {
+        name: max(figures[key][name] for figures in per_ledger.values())
+        for name in ("p50", "p95", "p99")
     }
 
 
