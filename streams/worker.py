@@ -9,17 +9,25 @@ witnesses' cosignatures (``streams.finality``). Witnesses run as ``python -m str
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 
 from ledger.settings import Settings
 
 ROLES = ("verify", "sequence", "project", "finality")
-USAGE = f"usage: python -m streams.worker {'|'.join(ROLES)}"
+USAGE = (
+    f"usage: python -m streams.worker {'|'.join(ROLES)}"
+    " (sequence LEDGER...: only these shards, else LEDGER_SEQUENCER_SHARDS)"
+)
 
 
 def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in ROLES:
+    if (
+        len(sys.argv) < 2
+        or sys.argv[1] not in ROLES
+        or (len(sys.argv) > 2 and sys.argv[1] != "sequence")
+    ):
         raise SystemExit(USAGE)
     role = sys.argv[1]
     logging.basicConfig(
@@ -28,6 +36,11 @@ def main() -> None:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
+    if len(sys.argv) > 2:
+        unknown = set(sys.argv[2:]) - set(settings.shards)
+        if unknown:
+            raise SystemExit(f"not in LEDGER_SHARDS: {', '.join(sorted(unknown))}")
+        settings = dataclasses.replace(settings, sequencer_shards=tuple(sys.argv[2:]))
     if role == "verify":
         from streams.verify import run_forever
     elif role == "sequence":
