@@ -26,7 +26,8 @@ from ledger import limits, signing
 from ledger.cli import cli
 from ledger.cli.chain import DEFAULT_LEDGER, hex_option_callback, quiet_kafka_logs
 from ledger.cli.keys import passphrase_option, read_passphrase
-from ledger.errors import InfraError, LedgerError
+from ledger.crossshard import Destination, destination_memo
+from ledger.errors import ConfigError, InfraError, LedgerError
 from ledger.model import (
     Attest,
     Capture,
@@ -234,6 +235,11 @@ def _posting(text: str) -> Posting:
 @click.option("--to", "to_account", help="Shortcut: the account receiving --amount.")
 @click.option("--asset", help="Shortcut: the asset moved.")
 @click.option("--amount", type=click.IntRange(min=1), help="Shortcut: minor units moved.")
+@click.option(
+    "--to-ledger",
+    help="With the shortcut: --to is an account of this other shard (a cross-shard transfer: "
+    "held here, cleared by the coordinator, credited there, or refunded).",
+)
 @_common_options
 def transfer(
     postings: tuple[str, ...],
@@ -241,10 +247,17 @@ def transfer(
     to_account: str | None,
     asset: str | None,
     amount: int | None,
+    to_ledger: str | None,
     **arguments: Any,
 ) -> None:
-    """Move money: --posting legs, or --from A --to B --asset X --amount N."""
+    """Move money: --posting legs, or --from A --to B --asset X --amount N [--to-ledger L]."""
     common = _common(arguments)
+    if to_ledger is not None and to_ledger != common.ledger:
+        if postings or None in (from_account, to_account, asset, amount):
+            raise click.UsageError("--to-ledger needs --from --to --asset --amount")
+        assert from_account and to_account and asset and amount
+        _transfer_across(common, from_account, Destination(to_ledger, to_account), asset, amount)
+        return
     shortcut = (from_account, to_account, asset, amount)
     if postings and any(value is not None for value in shortcut):
         raise click.UsageError("use either --posting or --from/--to/--asset/--amount, not both")
@@ -389,3 +402,62 @@ def revoke_key(key_id: str, **arguments: Any) -> None:
 def set_finality(threshold: int, **arguments: Any) -> None:
     """Set the ledger's finality policy (admin only; at most the registered witnesses)."""
     _submit(_common(arguments), SetFinality(threshold))
+
+
+cross_shard_hold_validity_ms = 10 * 60_000
+"""How long a cross-shard hold lasts: the coordinator captures it within seconds; if it was down
+for longer, the hold expires and nothing moves."""
+
+
+def _transfer_across(
+    common: Common, payer: str, destination: Destination, asset: str, amount: int
+) -> None:
+    """Hold ``amount`` here for the asset's issuer account, naming the destination, and wait
+    until the coordinator credited it there (exit 0) or refunded it here (exit 1)."""
+    from ledger.client.crossshard import transfer_across
+    from ledger.client.queries import issuer_account
+
+    if common.memo is not None:
+        raise click.UsageError("a cross-shard transfer's memo names its destination: drop --memo")
+    settings = Settings.from_env()
+    if destination.ledger not in settings.shards:
+        raise ConfigError(f"--to-ledger {destination.ledger!r} is not in LEDGER_SHARDS")
+    clearing = asyncio.run(issuer_account(settings.database_url, common.ledger, asset))
+    signer = signing.load_private_key(common.key_file, read_passphrase(common.passphrase_env))
+    now_ms = int(time.time() * 1000)
+    hold = Hold(payer, clearing, asset, amount, now_ms + cross_shard_hold_validity_ms)
+    body = signing.build_tx_body(
+        common.ledger,
+        hold,
+        validity_ms=common.validity_s * 1000,
+        now_ms=now_ms,
+        memo=destination_memo(destination),
+        external_ref=common.external_ref,
+    )
+    quiet_kafka_logs()
+    result = asyncio.run(
+        transfer_across(
+            settings.kafka_bootstrap_servers,
+            signer.sign(body),
+            body.tx_id,
+            completion_wait_s=common.timeout_s * 2,
+        )
+    )
+    result = {"tx_id": body.tx_id.hex(), **result}
+    if common.as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"tx {body.tx_id.hex()}")
+        if result["status"] == "completed":
+            click.echo(
+                f"completed: held on {result['hold']['ledger']} at height "
+                f"{result['hold']['height']}, credited on {result['end']['ledger']} at height "
+                f"{result['end']['height']}"
+            )
+    if result["status"] == "refused":
+        raise TransactionRefused(f"refused: {result['code']}: {result['detail']}")
+    if result["status"] == "refunded":
+        raise TransactionRefused(
+            f"refunded: {destination.ledger} refused the credit to {destination.account}; "
+            f"the payer got the money back on {common.ledger} at height {result['end']['height']}"
+        )

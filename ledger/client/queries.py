@@ -59,6 +59,22 @@ async def balance(database_url: str, ledger: str, account: str) -> Balance:
     return Balance(ledger, account, **dict(row))
 
 
+async def issuer_account(database_url: str, ledger: str, asset: str) -> str:
+    """The issuer account of ``asset`` on ``ledger``: a cross-shard transfer's clearing account."""
+    connection = await _connect(database_url)
+    try:
+        account = await connection.fetchval(
+            "SELECT issuer_account FROM ledger.assets WHERE ledger = $1 AND asset = $2",
+            ledger,
+            asset,
+        )
+    finally:
+        await connection.close()
+    if account is None:
+        raise NotFound(f"asset {asset!r} is not defined on ledger {ledger!r}")
+    return str(account)
+
+
 async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
     """Where a transaction stands: sealed (block, seq) and whether final (its block co-signed by
     the ledger's finality threshold of witnesses), refused (code, detail), or unknown."""

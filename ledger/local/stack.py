@@ -55,6 +55,15 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
             ]
     commands["project"] = [sys.executable, "-m", "streams.worker", "project"]
     commands["finality"] = [sys.executable, "-m", "streams.worker", "finality"]
+    if len(settings.shards) > 1:  # cross-shard transfers, cleared with the demo issuer keys
+        keys_dir = str(settings.data_dir / "demo")
+        commands["crossshard"] = [
+            sys.executable,
+            "-m",
+            "streams.crossshard",
+            "--keys-dir",
+            keys_dir,
+        ]
     for index in range(1, settings.witness_count + 1):
         key_file = str(settings.witness_key_file(index))
         name = f"witness-{index}"

@@ -1,0 +1,63 @@
+"""Sending a cross-shard transfer and learning how it ended (``ledger.crossshard``).
+
+``transfer_across`` publishes the payer's signed Hold and follows the chains until the
+coordinator has either credited the destination (``completed``) or refunded the payer
+(``refunded``); the hold itself may be refused like any transaction (``refused``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ledger.client.publisher import OutcomeWatcher, Publisher, Refused, Sealed
+from ledger.crossshard import Step, step_tx_id
+from ledger.errors import InfraError
+from ledger.kafka.clients import kafka_errors
+
+completion_wait_s_default = 60.0
+
+
+async def transfer_across(
+    bootstrap_servers: str,
+    hold_envelope: bytes,
+    hold_id: bytes,
+    *,
+    sealed_wait_s: float = 30.0,
+    completion_wait_s: float = completion_wait_s_default,
+) -> dict[str, Any]:
+    """Publish a cross-shard Hold and wait for its end; a JSON-ready status."""
+    watcher = OutcomeWatcher(bootstrap_servers)
+    publisher = Publisher(bootstrap_servers, client_id="ledger-crossshard-client")
+    with kafka_errors(f"connecting to Kafka at {bootstrap_servers}"):
+        await watcher.start()
+        await publisher.start()
+    try:
+        held = watcher.expect(hold_id)
+        credit = watcher.expect(step_tx_id(hold_id, Step.CREDIT))
+        refund = watcher.expect(step_tx_id(hold_id, Step.REFUND))
+        await publisher.submit_many([hold_envelope], [hold_id])
+        try:
+            outcome = await asyncio.wait_for(held, sealed_wait_s)
+        except TimeoutError as exc:
+            raise InfraError(f"the hold was not sealed within {sealed_wait_s:.0f} s") from exc
+        if isinstance(outcome, Refused):
+            return {"status": "refused", "code": outcome.code, "detail": outcome.detail}
+        done, _ = await asyncio.wait(
+            {credit, refund}, timeout=completion_wait_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            raise InfraError(
+                f"held at height {outcome.height} of {outcome.ledger}, but neither credited nor "
+                f"refunded within {completion_wait_s:.0f} s: is the cross-shard coordinator running?"
+            )
+        end = done.pop().result()
+        assert isinstance(end, Sealed)
+        return {
+            "status": "completed" if credit.done() and credit.result() is end else "refunded",
+            "hold": {"ledger": outcome.ledger, "height": outcome.height},
+            "end": {"ledger": end.ledger, "height": end.height, "tx_id": end.tx_id.hex()},
+        }
+    finally:
+        await publisher.stop()
+        await watcher.stop()
