@@ -134,6 +134,10 @@ class Coordinator:
         """(tx_id, envelope) of every step to send now."""
         out = []
         for hold_id, progress in self.progress.items():
+            transfer = progress.transfer
+            destination_issuers = self.issuers.get(transfer.destination.ledger, {})
+            if progress.captured and transfer.asset not in destination_issuers:
+                progress.credit_refused = True  # caught up: the destination has no such asset
             step = progress.next_step()
             if step is None or self.sent_until_ms.get((hold_id, step), 0) > now_ms:
                 continue
@@ -157,9 +161,7 @@ class Coordinator:
         if step is Step.CAPTURE:
             op, memo = transfer.capture(), None
         elif step is Step.CREDIT:
-            clearing = self.issuers.get(ledger, {}).get(transfer.asset)
-            if clearing is None:
-                return None  # the destination has not defined the asset (yet)
+            clearing = self.issuers[ledger][transfer.asset]
             op, memo = transfer.credit(clearing), transfer.credit_memo()
         else:
             op, memo = transfer.refund(), f"xshard:v1:refund:{transfer.hold_id.hex()}"

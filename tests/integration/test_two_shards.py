@@ -5,18 +5,31 @@ belongs to the shard that sealed it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
-from support.cli import run_ledger
+from support.cli import assert_one_line_error, run_ledger
 from support.ports import free_port_block
+from support.waiting import eventually, eventually_sync
 
 from ledger import codec
+from ledger.client.publisher import Publisher
 from ledger.client.reader import BlockReader
+from ledger.crossshard import AuditFinding, Destination, Step, audit, destination_memo, step_tx_id
+from ledger.local import process
 from ledger.local.postgres import cluster_directory
+from ledger.model import Hold, Transfer
 from ledger.settings import REPO_ROOT, Settings
+from ledger.signing import build_tx_body, load_private_key
 
 pytestmark = pytest.mark.services
 
@@ -109,3 +122,170 @@ async def _foreign_transactions(bootstrap: str, ledger: str, partition: int) -> 
                 body = codec.decode_submission(sealed.envelope)[1]
                 foreign += body.ledger != ledger
     return foreign
+
+
+# ---- cross-shard transfers -----------------------------------------------------------------
+
+cross_shard_count = 30
+coordinator_kills = 10
+
+
+def _transfer_across(env: dict[str, str], to_account: str, amount: int) -> Any:
+    data_dir = Path(env["LEDGER_DATA_DIR"])
+    return run_ledger(
+        "submit",
+        "transfer",
+        "--ledger",
+        "main",
+        "--key",
+        str(data_dir / "demo" / "main" / "alice.key"),
+        "--from",
+        "alice",
+        "--to",
+        to_account,
+        "--to-ledger",
+        "east",
+        "--asset",
+        "USD",
+        "--amount",
+        str(amount),
+        "--json",
+        env={**env, "LEDGER_KEY_PASSPHRASE": "demo"},
+        timeout_s=bench_timeout_s,
+    )
+
+
+def _balance(env: dict[str, str], ledger: str, account: str) -> int:
+    result = run_ledger("balance", account, "--ledger", ledger, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return int(json.loads(result.stdout)["balance"])
+
+
+def test_a_cross_shard_transfer_completes_on_both_sides(two_shards: dict[str, str]) -> None:
+    """alice on main pays bob on east: held on main, credited on east; alice is 7 down, bob 7
+    up, and each shard's USD issuer account moved by 7 the other way."""
+    alice, bob = _balance(two_shards, "main", "alice"), _balance(two_shards, "east", "bob")
+    result = _transfer_across(two_shards, "bob", 7)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"
+    assert _eventually_balance(two_shards, "main", "alice", alice - 7)
+    assert _eventually_balance(two_shards, "east", "bob", bob + 7)
+
+
+def test_a_credit_the_destination_refuses_is_refunded(two_shards: dict[str, str]) -> None:
+    """To an account east does not have: the credit is refused there and alice is refunded on
+    main, one line, exit 1; her balance is back where it was."""
+    alice = _balance(two_shards, "main", "alice")
+    result = _transfer_across(two_shards, "nobody", 5)
+    assert "refunded" in assert_one_line_error(result, 1)
+    assert _eventually_balance(two_shards, "main", "alice", alice)
+
+
+def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
+    two_shards: dict[str, str],
+) -> None:
+    """30 cross-shard transfers while the coordinator is killed -9 ten times: every one ends
+    completed on both sides exactly once (the audit finds nothing), and for each asset the sum
+    of all balances over both shards is still zero."""
+    bootstrap = f"127.0.0.1:{two_shards['LEDGER_KAFKA_PORT']}"
+    data_dir = Path(two_shards["LEDGER_DATA_DIR"])
+    alice = load_private_key(data_dir / "demo" / "main" / "alice.key", b"demo")
+    holds = [
+        alice.sign(
+            build_tx_body(
+                "main",
+                Hold("alice", "usd.issuer", "USD", 1 + index, int(time.time() * 1000) + 600_000),
+                memo=destination_memo(Destination("east", "bob")),
+            )
+        )
+        for index in range(cross_shard_count)
+    ]
+    hold_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in holds]
+    pid_file = data_dir / "workers" / "crossshard.pid"
+
+    async def submit_while_killing() -> None:
+        async with Publisher(bootstrap) as publisher:
+            for chunk in range(coordinator_kills):
+                start = chunk * cross_shard_count // coordinator_kills
+                end = (chunk + 1) * cross_shard_count // coordinator_kills
+                await publisher.submit_and_wait(holds[start:end])
+                pid = process.read_pid(pid_file)
+                assert pid is not None, "the coordinator does not run"
+                os.kill(pid, signal.SIGKILL)
+                gone = functools.partial(_dead, pid)
+                await asyncio.to_thread(process.wait_until, gone, 10)
+                restarted = await asyncio.to_thread(run_ledger, "up", env=two_shards)
+                assert restarted.returncode == 0, restarted.stderr
+
+    asyncio.run(submit_while_killing())
+    findings = asyncio.run(_eventually_audited(bootstrap, hold_ids))
+    assert findings == []
+    sums = asyncio.run(_asset_sums(two_shards))
+    assert sums and all(total == 0 for total in sums.values()), sums
+
+
+def _dead(pid: int) -> bool:
+    return not process.pid_alive(pid)
+
+
+def _eventually_balance(env: dict[str, str], ledger: str, account: str, expected: int) -> bool:
+    eventually_sync(
+        lambda: _balance(env, ledger, account),
+        lambda balance: balance == expected,
+        what=f"{account} on {ledger} at {expected}",
+    )
+    return True
+
+
+async def _eventually_audited(bootstrap: str, hold_ids: list[bytes]) -> list[AuditFinding]:
+    """The audit of both chains once every hold is captured and credited (or refunded)."""
+
+    async def audit_now() -> tuple[int, list[AuditFinding]]:
+        captured: dict[bytes, int] = {}
+        credited: dict[bytes, list[int]] = {}
+        refunded: dict[bytes, list[int]] = {}
+        amounts: dict[bytes, int] = {}
+        steps = {
+            step_tx_id(hold_id, step): (hold_id, step) for hold_id in hold_ids for step in Step
+        }
+        for partition, ledger in enumerate(SHARDS):
+            async with BlockReader(bootstrap, ledger, partition=partition) as reader:
+                async for item in reader:
+                    for sealed in item.block.transactions:
+                        body = codec.decode_submission(sealed.envelope)[1]
+                        if body.tx_id in hold_ids and isinstance(body.op, Hold):
+                            amounts[body.tx_id] = body.op.amount
+                        if body.tx_id not in steps:
+                            continue
+                        hold_id, step = steps[body.tx_id]
+                        if step is Step.CAPTURE:
+                            captured[hold_id] = amounts[hold_id]
+                        else:
+                            assert isinstance(body.op, Transfer)
+                            moved = max(posting.amount for posting in body.op.postings)
+                            target = credited if step is Step.CREDIT else refunded
+                            target.setdefault(hold_id, []).append(moved)
+        ended = sum(1 for hold_id in hold_ids if hold_id in credited or hold_id in refunded)
+        return ended, audit(captured, credited, refunded)
+
+    ended, findings = await eventually(
+        audit_now,
+        lambda result: result[0] == len(hold_ids),
+        what="every cross-shard transfer credited or refunded",
+        timeout_s=120.0,
+    )
+    return findings
+
+
+async def _asset_sums(env: dict[str, str]) -> dict[str, int]:
+    """Sum of all balances per asset over both shards, from PostgreSQL."""
+    connection = await asyncpg.connect(
+        f"postgresql://ledger:ledger@127.0.0.1:{env['LEDGER_POSTGRES_PORT']}/ledger"
+    )
+    try:
+        rows = await connection.fetch(
+            "SELECT asset, sum(balance)::bigint AS total FROM ledger.balances GROUP BY asset"
+        )
+    finally:
+        await connection.close()
+    return {row["asset"]: int(row["total"]) for row in rows}
