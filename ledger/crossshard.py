@@ -36,6 +36,7 @@ from ledger.model import Capture, Hold, Posting, Transfer, TxBody
 
 MEMO_PREFIX: Final = "xshard:v1:"
 CREDIT_MEMO_PREFIX: Final = "xshard:v1:from:"
+REFUND_MEMO_PREFIX: Final = "xshard:v1:refund:"
 
 
 class Step(enum.Enum):
@@ -80,6 +81,30 @@ def destination_of(body: TxBody) -> Destination | None:
 def step_tx_id(hold_id: bytes, step: Step) -> bytes:
     """The tx_id of a step of the cross-shard transfer named by its hold's tx_id."""
     return hashlib.sha256(b"ledger.v1.xshard\x00" + step.value.encode() + hold_id).digest()[:16]
+
+
+step_window_ms: Final = 30_000
+"""Every copy of a step is valid in one of consecutive windows of this length, counted from the
+block that sealed the hold: copies sent in one window share its exact validity."""
+
+
+def step_window(hold_sealed_at_ms: int, now_ms: int, skew_ms: int) -> tuple[int, int] | None:
+    """(created_at_ms, expires_at_ms) for a copy of a step sent at ``now_ms``, or None: wait.
+
+    Why windows: a step's tx_id is fixed, and the sequencer refuses a second copy as DUPLICATE
+    only while the first is remembered, until its expiry. Copies sent in the same window have
+    the same expiry, so either the first is sealed and the others are DUPLICATE, or none is
+    sealed before that expiry and all are EXPIRED. A copy of the next window is sent only once
+    ``skew_ms`` more have passed, when no block can still be sealed at a time within the old
+    window (block times do not go back, and clocks agree within ``skew_ms``): whoever sends it
+    has read the chain, and knows the step was not sealed. So a step is sealed at most once,
+    across coordinator crashes and restarts, for as long as it takes.
+    """
+    epoch = max(0, (now_ms - hold_sealed_at_ms) // step_window_ms)
+    created_at_ms = hold_sealed_at_ms + epoch * step_window_ms
+    if epoch and now_ms - created_at_ms < skew_ms:
+        return None
+    return created_at_ms, created_at_ms + step_window_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,20 @@ from aiokafka import TopicPartition
 
 from ledger import codec
 from ledger.client.publisher import Publisher
-from ledger.crossshard import CrossShard, Progress, Step, cross_shard_of, step_tx_id
+from ledger.crossshard import (
+    CREDIT_MEMO_PREFIX,
+    REFUND_MEMO_PREFIX,
+    CrossShard,
+    Progress,
+    Step,
+    cross_shard_of,
+    step_tx_id,
+    step_window,
+)
 from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.clients import committed_reader
-from ledger.model import DefineAsset, Operation, TxBody
+from ledger.limits import clock_skew_ms_max
+from ledger.model import Capture, DefineAsset, Operation, Transfer, TxBody
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from ledger.signing import Signer, build_tx_body, load_private_key
 from streams.lifecycle import run_or_exit
@@ -45,8 +55,6 @@ from streams.lifecycle import run_or_exit
 log = logging.getLogger("ledger.crossshard")
 
 poll_wait_ms = 200
-step_validity_ms = 30_000
-"""A step's validity window; an unsealed copy is sent again once it has passed."""
 
 FINAL_CREDIT_REFUSALS = frozenset(
     {
@@ -77,6 +85,13 @@ class Coordinator:
     progress: dict[bytes, Progress] = field(default_factory=dict)
     steps: dict[bytes, tuple[bytes, Step]] = field(default_factory=dict)
     """A step's tx_id -> (hold_id, step), for every known transfer."""
+    hold_sealed_at_ms: dict[bytes, int] = field(default_factory=dict)
+    """When each hold was sealed: the start of its steps' validity windows."""
+    sealed_steps: dict[bytes, Operation] = field(default_factory=dict)
+    """Sealed steps (captures, credits, refunds) by tx_id, whether or not their hold was read
+    yet: the shards are read side by side, in no order across them."""
+    refused_steps: dict[bytes, str] = field(default_factory=dict)
+    """Final refusals by tx_id, read before their hold maybe."""
     sent_until_ms: dict[tuple[bytes, Step], int] = field(default_factory=dict)
     """When the newest copy of a step stops being valid."""
 
@@ -84,49 +99,81 @@ class Coordinator:
 
     def on_block(self, value: bytes) -> None:
         block = codec.decode_block(value, canonical_check=False)
-        ledger = block.header.ledger
+        header = block.header
         for sealed in block.transactions:
             body = codec.decode_submission(sealed.envelope, checked=False)[1]
-            self.on_sealed(ledger, body)
+            self.on_sealed(header.ledger, body, header.sealed_at_ms)
 
-    def on_sealed(self, ledger: str, body: TxBody) -> None:
-        if isinstance(body.op, DefineAsset):
-            self.issuers.setdefault(ledger, {})[body.op.asset] = body.op.issuer_account
+    def on_sealed(self, ledger: str, body: TxBody, sealed_at_ms: int) -> None:
+        op = body.op
+        if isinstance(op, DefineAsset):
+            self.issuers.setdefault(ledger, {})[op.asset] = op.issuer_account
+        elif isinstance(op, Capture) or (
+            isinstance(op, Transfer)
+            and body.memo is not None
+            and body.memo.startswith((CREDIT_MEMO_PREFIX, REFUND_MEMO_PREFIX))
+        ):
+            self.sealed_steps[body.tx_id] = op
+            self._update(body.tx_id)
+        else:
+            transfer = cross_shard_of(body, self.issuers.get(ledger, {}))
+            if transfer is not None and transfer.hold_id not in self.progress:
+                self._track(transfer, sealed_at_ms)
+
+    def _track(self, transfer: CrossShard, sealed_at_ms: int) -> None:
+        hold_id = transfer.hold_id
+        self.progress[hold_id] = Progress(transfer)
+        self.hold_sealed_at_ms[hold_id] = sealed_at_ms
+        if transfer.destination.ledger not in self.settings.shards:
+            self.progress[hold_id].credit_refused = True
+        for step in Step:
+            tx_id = step_tx_id(hold_id, step)
+            self.steps[tx_id] = (hold_id, step)
+            self._update(tx_id)
+
+    def _update(self, tx_id: bytes) -> None:
+        """Bring a transfer's progress up to what is known of one of its steps."""
+        known = self.steps.get(tx_id)
+        if known is None:
             return
-        known = self.steps.get(body.tx_id)
-        if known is not None:
-            hold_id, step = known
-            progress = self.progress[hold_id]
+        hold_id, step = known
+        progress = self.progress[hold_id]
+        sealed = self.sealed_steps.get(tx_id)
+        if sealed is not None and sealed != self._expected(progress.transfer, step):
+            # Someone else's transaction under the step's tx_id: it moved nothing of this
+            # transfer, and the step itself can no longer be sealed (DUPLICATE).
+            log.error("%s of %s: another transaction took its tx_id", step.value, hold_id.hex())
+            if step is Step.CREDIT:
+                progress.credit_refused = True
+        elif sealed is not None:
             if step is Step.CAPTURE:
                 progress.captured = True
             elif step is Step.CREDIT:
                 progress.credited = True
             else:
                 progress.refunded = True
-            return
-        transfer = cross_shard_of(body, self.issuers.get(ledger, {}))
-        if transfer is not None and transfer.hold_id not in self.progress:
-            self.progress[transfer.hold_id] = Progress(transfer)
-            for step in Step:
-                self.steps[step_tx_id(transfer.hold_id, step)] = (transfer.hold_id, step)
-            if transfer.destination.ledger not in self.settings.shards:
-                self.progress[transfer.hold_id].credit_refused = True
+        code = self.refused_steps.get(tx_id)
+        if code is not None:
+            if step is Step.CAPTURE and code in FINAL_CAPTURE_REFUSALS:
+                progress.capture_refused = True
+            elif step is Step.CREDIT and code in FINAL_CREDIT_REFUSALS:
+                progress.credit_refused = True
+
+    def _expected(self, transfer: CrossShard, step: Step) -> Operation | None:
+        if step is Step.CAPTURE:
+            return transfer.capture()
+        if step is Step.REFUND:
+            return transfer.refund()
+        clearing = self.issuers.get(transfer.destination.ledger, {}).get(transfer.asset)
+        return None if clearing is None else transfer.credit(clearing)
 
     def on_rejection(self, value: bytes) -> None:
         rejection = codec.decode_rejection(value)
-        known = self.steps.get(rejection.tx_id) if rejection.tx_id else None
-        if known is None:
+        final = FINAL_CAPTURE_REFUSALS | FINAL_CREDIT_REFUSALS
+        if rejection.tx_id is None or rejection.code not in final:
             return
-        hold_id, step = known
-        progress = self.progress[hold_id]
-        if step is Step.CAPTURE and rejection.code in FINAL_CAPTURE_REFUSALS:
-            progress.capture_refused = True
-        elif step is Step.CREDIT and rejection.code in FINAL_CREDIT_REFUSALS:
-            progress.credit_refused = True
-        else:
-            log.info(
-                "%s of %s refused %s; sent again later", step.value, hold_id.hex(), rejection.code
-            )
+        self.refused_steps[rejection.tx_id] = rejection.code
+        self._update(rejection.tx_id)
 
     # ---- step 2: what to send --------------------------------------------------------------
 
@@ -141,14 +188,17 @@ class Coordinator:
             step = progress.next_step()
             if step is None or self.sent_until_ms.get((hold_id, step), 0) > now_ms:
                 continue
-            envelope = self.sign_step(progress.transfer, step, now_ms)
+            window = step_window(self.hold_sealed_at_ms[hold_id], now_ms, clock_skew_ms_max)
+            if window is None:
+                continue
+            envelope = self.sign_step(progress.transfer, step, window)
             if envelope is None:
                 continue
-            self.sent_until_ms[(hold_id, step)] = now_ms + step_validity_ms
+            self.sent_until_ms[(hold_id, step)] = window[1]
             out.append((step_tx_id(hold_id, step), envelope))
         return out
 
-    def sign_step(self, transfer: CrossShard, step: Step, now_ms: int) -> bytes | None:
+    def sign_step(self, transfer: CrossShard, step: Step, window: tuple[int, int]) -> bytes | None:
         ledger = transfer.destination.ledger if step is Step.CREDIT else transfer.source
         signer = self.clearing_key(ledger, transfer.asset)
         if signer is None:
@@ -164,12 +214,13 @@ class Coordinator:
             clearing = self.issuers[ledger][transfer.asset]
             op, memo = transfer.credit(clearing), transfer.credit_memo()
         else:
-            op, memo = transfer.refund(), f"xshard:v1:refund:{transfer.hold_id.hex()}"
+            op, memo = transfer.refund(), f"{REFUND_MEMO_PREFIX}{transfer.hold_id.hex()}"
+        created_at_ms, expires_at_ms = window
         body = build_tx_body(
             ledger,
             op,
-            validity_ms=step_validity_ms,
-            now_ms=now_ms,
+            validity_ms=expires_at_ms - created_at_ms,
+            now_ms=created_at_ms,
             memo=memo,
             tx_id=step_tx_id(transfer.hold_id, step),
             external_ref=f"xshard-{transfer.hold_id.hex()}",

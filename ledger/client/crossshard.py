@@ -43,21 +43,32 @@ async def transfer_across(
             raise InfraError(f"the hold was not sealed within {sealed_wait_s:.0f} s") from exc
         if isinstance(outcome, Refused):
             return {"status": "refused", "code": outcome.code, "detail": outcome.detail}
-        done, _ = await asyncio.wait(
-            {credit, refund}, timeout=completion_wait_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not done:
-            raise InfraError(
-                f"held at height {outcome.height} of {outcome.ledger}, but neither credited nor "
-                f"refunded within {completion_wait_s:.0f} s: is the cross-shard coordinator running?"
+        # The first sealed of credit and refund ends it (a refused credit is why a refund comes).
+        pending = {credit, refund}
+        deadline = asyncio.get_running_loop().time() + completion_wait_s
+        while pending:
+            remaining = deadline - asyncio.get_running_loop().time()
+            done, pending = await asyncio.wait(
+                pending, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
             )
-        end = done.pop().result()
-        assert isinstance(end, Sealed)
-        return {
-            "status": "completed" if credit.done() and credit.result() is end else "refunded",
-            "hold": {"ledger": outcome.ledger, "height": outcome.height},
-            "end": {"ledger": end.ledger, "height": end.height, "tx_id": end.tx_id.hex()},
-        }
+            if not done:
+                break
+            for future in done:
+                end = future.result()
+                if isinstance(end, Sealed):
+                    return {
+                        "status": "completed" if future is credit else "refunded",
+                        "hold": {"ledger": outcome.ledger, "height": outcome.height},
+                        "end": {
+                            "ledger": end.ledger,
+                            "height": end.height,
+                            "tx_id": end.tx_id.hex(),
+                        },
+                    }
+        raise InfraError(
+            f"held at height {outcome.height} of {outcome.ledger}, but neither credited nor "
+            f"refunded within {completion_wait_s:.0f} s: is the cross-shard coordinator running?"
+        )
     finally:
         await publisher.stop()
         await watcher.stop()

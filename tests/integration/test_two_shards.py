@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,15 @@ from ledger.signing import build_tx_body, load_private_key
 pytestmark = pytest.mark.services
 
 SHARDS = ("main", "east")
+DEMO_LEDGERS = """
+import asyncio
+from ledger.settings import Settings
+from ledger.tools.demo import ensure_demo_ledger
+settings = Settings.from_env()
+for ledger in settings.shards:
+    asyncio.run(ensure_demo_ledger(settings, ledger))
+"""
+"""The demo ledger of every shard, genesis and keys, as `ledger bench --ledgers` makes them."""
 rate_per_s = 300
 seconds = 5
 up_timeout_s = 240.0
@@ -61,6 +72,15 @@ def two_shards(settings: Settings) -> Iterator[dict[str, str]]:
     try:
         started = run_ledger("up", env=env, timeout_s=up_timeout_s)
         assert started.returncode == 0, started.stderr
+        demo = subprocess.run(
+            [sys.executable, "-c", DEMO_LEDGERS],
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=up_timeout_s,
+        )
+        assert demo.returncode == 0, demo.stderr
         yield env
     finally:
         run_ledger("down", env=env)

@@ -18,6 +18,8 @@ from ledger.crossshard import (
     destination_memo,
     destination_of,
     step_tx_id,
+    step_window,
+    step_window_ms,
 )
 from ledger.model import Attest, Hold, Transfer, TxBody
 
@@ -117,3 +119,14 @@ def test_conservation_sums_every_asset_over_all_shards() -> None:
     """Issuer accounts included, every asset's total is zero when nothing was created."""
     totals = conservation([("USD", -100), ("USD", 70), ("USD", 30), ("EUR", -5), ("EUR", 5)])
     assert totals == {"USD": 0, "EUR": 0}
+
+
+def test_copies_of_a_step_share_their_window_and_a_new_window_waits_out_the_skew() -> None:
+    """Sent any time in one window, a step's copies have the same validity; the next window's
+    first copy waits until no block can still be sealed inside the old one."""
+    base, window, skew = 1_000_000, step_window_ms, 5_000
+    assert step_window(base, base + 10, skew) == (base, base + window)
+    assert step_window(base, base + window - 1, skew) == (base, base + window)
+    assert step_window(base, base + window + skew - 1, skew) is None
+    assert step_window(base, base + window + skew, skew) == (base + window, base + 2 * window)
+    assert step_window(base, base - 50, skew) == (base, base + window)  # a clock a bit behind
