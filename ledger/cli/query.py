@@ -52,6 +52,12 @@ def tx(tx_id_hex: str, as_json: bool) -> None:
             f"sealed: ledger {result['ledger']}, block {result['height']}, seq {result['seq']}, "
             f"{result['kind']} by key {result['key_id']} at {result['sealed_at']}"
         )
+        cross = result.get("cross_shard")
+        if cross is not None:
+            click.echo(
+                f"cross-shard to {cross['destination_account']} on {cross['destination_ledger']}: "
+                f"{cross['state']}"
+            )
         threshold = result["finality_threshold"]
         if result["final"]:
             click.echo(

@@ -90,8 +90,15 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
             "WHERE tx_id = $1 ORDER BY id",
             tx_id,
         )
-        finality = None
+        finality = cross_shard = None
         if sealed is not None:
+            cross_shard = await connection.fetchrow(
+                "SELECT destination_ledger, destination_account, state, credit_height,"
+                " refund_height FROM analytics.v_cross_shard WHERE source_ledger = $1"
+                " AND hold_id = $2",
+                sealed["ledger"],
+                tx_id,
+            )
             finality = await connection.fetchrow(
                 "SELECT analytics.final_height($1) AS final_height, coalesce("
                 "(SELECT threshold FROM ledger.finality_policies WHERE ledger = $1), 0"
@@ -109,6 +116,8 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
         result["final"] = final_height is not None and sealed["height"] <= final_height
         result["final_height"] = final_height
         result["finality_threshold"] = finality["finality_threshold"]
+    if cross_shard is not None:
+        result["cross_shard"] = dict(cross_shard)
     result["rejections"] = [
         {key: _plain(value) for key, value in dict(row).items()} for row in refused
     ]

@@ -201,6 +201,56 @@ def test_a_credit_the_destination_refuses_is_refunded(two_shards: dict[str, str]
     assert _eventually_balance(two_shards, "main", "alice", alice)
 
 
+def test_an_asset_the_destination_account_does_not_hold_is_refunded(
+    two_shards: dict[str, str],
+) -> None:
+    """carol's EUR to bob on east, whose account holds USD: ASSET_MISMATCH there, refunded to
+    carol on main; an unknown destination shard is refused before anything is sent."""
+    carol = _balance(two_shards, "main", "carol")
+    data_dir = Path(two_shards["LEDGER_DATA_DIR"])
+    arguments = [
+        "submit",
+        "transfer",
+        "--ledger",
+        "main",
+        "--key",
+        str(data_dir / "demo" / "main" / "carol.key"),
+    ]
+    env = {**two_shards, "LEDGER_KEY_PASSPHRASE": "demo"}
+    refunded = run_ledger(
+        *arguments,
+        "--from",
+        "carol",
+        "--to",
+        "bob",
+        "--to-ledger",
+        "east",
+        "--asset",
+        "EUR",
+        "--amount",
+        "3",
+        env=env,
+        timeout_s=bench_timeout_s,
+    )
+    assert "refunded" in assert_one_line_error(refunded, 1)
+    assert _eventually_balance(two_shards, "main", "carol", carol)
+    unknown = run_ledger(
+        *arguments,
+        "--from",
+        "carol",
+        "--to",
+        "bob",
+        "--to-ledger",
+        "west",
+        "--asset",
+        "EUR",
+        "--amount",
+        "3",
+        env=env,
+    )
+    assert "not in LEDGER_SHARDS" in assert_one_line_error(unknown, 4)
+
+
 def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     two_shards: dict[str, str],
 ) -> None:
@@ -242,6 +292,8 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     assert findings == []
     sums = asyncio.run(_asset_sums(two_shards))
     assert sums and all(total == 0 for total in sums.values()), sums
+    states = asyncio.run(_cross_shard_states(two_shards, hold_ids))
+    assert states == {"completed": cross_shard_count}, states
 
 
 def _dead(pid: int) -> bool:
@@ -309,3 +361,27 @@ async def _asset_sums(env: dict[str, str]) -> dict[str, int]:
     finally:
         await connection.close()
     return {row["asset"]: int(row["total"]) for row in rows}
+
+
+async def _cross_shard_states(env: dict[str, str], hold_ids: list[bytes]) -> dict[str, int]:
+    """analytics.v_cross_shard's states of these transfers, once the projector has them all."""
+    connection = await asyncpg.connect(
+        f"postgresql://ledger:ledger@127.0.0.1:{env['LEDGER_POSTGRES_PORT']}/ledger"
+    )
+
+    async def states() -> dict[str, int]:
+        rows = await connection.fetch(
+            "SELECT state, count(*) AS count FROM analytics.v_cross_shard"
+            " WHERE hold_id = ANY ($1::bytea[]) GROUP BY state",
+            hold_ids,
+        )
+        return {row["state"]: row["count"] for row in rows}
+
+    try:
+        return await eventually(
+            states,
+            lambda found: found.get("completed", 0) == len(hold_ids),
+            what="every transfer completed in analytics.v_cross_shard",
+        )
+    finally:
+        await connection.close()
