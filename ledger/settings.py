@@ -69,6 +69,9 @@ class Settings:
     sealer_passphrase: bytes
     verify_workers: int
     sequencer_shards: tuple[str, ...]
+    kafka_brokers: int
+    """Brokers of the local Kafka cluster (``ledger up``): 1, or 3 for replication factor 3 with
+    min.insync.replicas=2. Broker i listens on LEDGER_KAFKA_PORT + 2i."""
     witness_count: int
     """Witnesses ``ledger up`` runs (each with its own key): the local stack's stand-ins for
     independent organisations."""
@@ -80,7 +83,10 @@ class Settings:
         data_dir = Path(os.environ.get("LEDGER_DATA_DIR", str(REPO_ROOT / ".data"))).resolve()
         kafka_port = _int("LEDGER_KAFKA_PORT", 19092, 1024, 65534)
         postgres_port = _int("LEDGER_POSTGRES_PORT", 15432, 1024, 65535)
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{kafka_port}"
+        kafka_brokers = _int("LEDGER_KAFKA_BROKERS", 1, 1, 9)
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ",".join(
+            f"127.0.0.1:{kafka_port + 2 * index}" for index in range(kafka_brokers)
+        )
         database_url = (
             os.environ.get("LEDGER_DATABASE_URL")
             or f"postgresql://ledger:ledger@127.0.0.1:{postgres_port}/ledger"
@@ -107,6 +113,7 @@ class Settings:
             sealer_passphrase=os.environ.get(
                 "LEDGER_SEALER_PASSPHRASE", "local-dev-sealer"
             ).encode(),
+            kafka_brokers=kafka_brokers,
             witness_count=_int("LEDGER_WITNESSES", 3, 0, 16),
             witness_passphrase=os.environ.get(
                 "LEDGER_WITNESS_PASSPHRASE", "local-dev-witness"

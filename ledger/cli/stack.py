@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -12,8 +13,16 @@ from ledger.settings import Settings
 
 
 @cli.command()
-def up() -> None:
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    help="Local Kafka brokers (default LEDGER_KAFKA_BROKERS, 1): 3 gives replication factor 3 "
+    "with min.insync.replicas=2. Export LEDGER_KAFKA_BROKERS for later commands too.",
+)
+def up(brokers: int | None) -> None:
     """Start Kafka, PostgreSQL and the topics (a second call is a no-op)."""
+    if brokers is not None:
+        os.environ["LEDGER_KAFKA_BROKERS"] = str(brokers)  # the workers inherit it
     started = stack.up(Settings.from_env())
     click.echo("started: " + ", ".join(started) if started else "already running")
 

@@ -20,6 +20,7 @@ offset is the truth.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Literal
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from ledger.errors import Backpressure
+from ledger.errors import Backpressure, InfraError
 from ledger.kafka.clients import admin_client, committed_reader, kafka_errors, request_timeout_ms
 
 BacklogPolicy = Literal["wait", "fail"]
@@ -59,6 +60,8 @@ coordinator_lookup_count_max = 2
 assert 0 < backlog_low_water_share < 1
 assert backlog_refresh_s < backlog_wait_s_max_default
 assert backlog_read_s_max * 1000 < request_timeout_ms
+
+log = logging.getLogger("ledger.publisher")
 
 
 class BacklogGauge:
@@ -214,7 +217,16 @@ class BacklogGate:
             if self._read_at >= wanted_at:
                 return  # a concurrent call read while this one waited for the lock
             sent_before = self._sent_since_read
-            self.backlog = await self.gauge.read(partitions)
+            try:
+                reading = await self.gauge.read(partitions)
+            except InfraError as exc:
+                # A broker failing over, a coordinator moving: the publisher goes on with the
+                # last reading plus what it sent since (the sends fail themselves if Kafka is
+                # really gone), and reads again at the next refresh.
+                log.warning("backlog not read (%s); the last reading stands", exc)
+                self._read_at = time.monotonic()
+                return
+            self.backlog = reading
             self._read_at = time.monotonic()
             # What was acknowledged during the reading may be in it or not: keep counting it.
             self._sent_since_read -= sent_before

@@ -94,7 +94,7 @@ def kafka_cluster(settings: Settings) -> KafkaCluster:
         settings.data_dir / "kafka" / "cluster",
         settings.kafka_libs_dir / kafka_version(),
         settings.kafka_port,
-        1,
+        settings.kafka_brokers,
         settings.kafka_heap_mb,
     )
 
@@ -112,7 +112,11 @@ def up(settings: Settings) -> list[str]:
     else:
         asyncio.run(wait_for_brokers(settings.kafka_bootstrap_servers, 1, external_wait_s))
     created = asyncio.run(
-        ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions(), replication=1)
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topic_partitions(),
+            replication=min(3, settings.kafka_brokers),
+        )
     )
     started.extend(f"topic {name}" for name in created)
     if settings.local_postgres and postgres_cluster(settings).up():

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pytest
 
 from ledger.client.backlog import BacklogGate, BacklogGauge, backlog_refresh_s
-from ledger.errors import Backpressure
+from ledger.errors import Backpressure, InfraError
 
 PARTITIONS = [0]
 
@@ -114,3 +114,24 @@ def test_limits_are_checked_when_the_gate_is_built() -> None:
         with pytest.raises(ValueError):
             gauge = ScriptedGauge([0])
             BacklogGate(gauge, backlog_max, policy, wait_s_max)  # type: ignore[arg-type]
+
+
+class FailingGauge(ScriptedGauge):
+    """Reads once, then fails as Kafka does while a broker fails over."""
+
+    async def read(self, partitions: Sequence[int]) -> int:
+        self.read_count += 1
+        if self.read_count > 1:
+            raise InfraError("reading the backlog failed: LeaderNotAvailableError")
+        return self.readings[0]
+
+
+async def test_a_failed_reading_keeps_the_last_one_and_publishing_goes_on() -> None:
+    """A reading that fails (a broker failing over) does not fail the publisher: the last
+    reading stands and the next chunk goes, as it would have."""
+    gauge = FailingGauge([10])
+    gate = BacklogGate(gauge, backlog_max=100, policy="wait", wait_s_max=5)
+    await gate.admit(PARTITIONS)
+    await asyncio.sleep(backlog_refresh_s * 1.1)
+    await gate.admit(PARTITIONS)
+    assert (gate.backlog, gauge.read_count) == (10, 2)
