@@ -30,6 +30,7 @@ from ledger.crossshard import AuditFinding, Destination, Step, audit, destinatio
 from ledger.local import process
 from ledger.local.postgres import cluster_directory
 from ledger.model import Hold, Transfer
+from ledger.replica import Replica
 from ledger.settings import REPO_ROOT, Settings
 from ledger.signing import build_tx_body, load_private_key
 
@@ -256,7 +257,8 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
 ) -> None:
     """30 cross-shard transfers while the coordinator is killed -9 ten times: every one ends
     completed on both sides exactly once (the audit finds nothing), and for each asset the sum
-    of all balances over both shards is still zero."""
+    of all balances over both shards is still zero; each shard's PostgreSQL balances equal a
+    replay of its chain."""
     bootstrap = f"127.0.0.1:{two_shards['LEDGER_KAFKA_PORT']}"
     data_dir = Path(two_shards["LEDGER_DATA_DIR"])
     alice = load_private_key(data_dir / "demo" / "main" / "alice.key", b"demo")
@@ -294,6 +296,9 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     assert sums and all(total == 0 for total in sums.values()), sums
     states = asyncio.run(_cross_shard_states(two_shards, hold_ids))
     assert states == {"completed": cross_shard_count}, states
+    for partition, ledger in enumerate(SHARDS):
+        replayed, projected = asyncio.run(_replayed_and_projected(two_shards, ledger, partition))
+        assert projected == replayed, ledger
 
 
 def _dead(pid: int) -> bool:
@@ -385,3 +390,35 @@ async def _cross_shard_states(env: dict[str, str], hold_ids: list[bytes]) -> dic
         )
     finally:
         await connection.close()
+
+
+async def _replayed_and_projected(
+    env: dict[str, str], ledger: str, partition: int
+) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Every account's (balance, held) from a replay of the chain, and from PostgreSQL once the
+    projector reached the chain's newest block (nothing else writes to this stack by then)."""
+    bootstrap = f"127.0.0.1:{env['LEDGER_KAFKA_PORT']}"
+    replica = Replica(ledger)
+    async with BlockReader(bootstrap, ledger, partition=partition) as reader:
+        async for item in reader:
+            replica.apply_block(item.block)
+    assert replica.checkpoint is not None
+    connection = await asyncpg.connect(
+        f"postgresql://ledger:ledger@127.0.0.1:{env['LEDGER_POSTGRES_PORT']}/ledger"
+    )
+    try:
+        await eventually(
+            lambda: connection.fetchval(
+                "SELECT position FROM ledger.tracking WHERE processor = 'project' AND stream = $1",
+                f"blocks:{ledger}",
+            ),
+            lambda height: height == replica.checkpoint.height,  # type: ignore[union-attr]
+            what=f"{ledger} projected to block {replica.checkpoint.height}",
+        )
+        rows = await connection.fetch(
+            "SELECT account, balance, held FROM ledger.balances WHERE ledger = $1", ledger
+        )
+    finally:
+        await connection.close()
+    replayed = {name: (a.balance, a.held) for name, a in replica.state.accounts.items()}
+    return replayed, {row["account"]: (row["balance"], row["held"]) for row in rows}
