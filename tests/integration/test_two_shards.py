@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -422,3 +423,25 @@ async def _replayed_and_projected(
         await connection.close()
     replayed = {name: (a.balance, a.held) for name, a in replica.state.accounts.items()}
     return replayed, {row["account"]: (row["balance"], row["held"]) for row in rows}
+
+
+def test_the_dashboard_shows_both_shards(two_shards: dict[str, str]) -> None:
+    """/api/status has a row per shard, each with its chain verified and projected."""
+    url = f"http://127.0.0.1:{two_shards['LEDGER_DASHBOARD_PORT']}/api/status"
+
+    def ledgers() -> dict[str, dict[str, Any]]:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            document = json.loads(response.read())
+        return {row["ledger"]: row for row in document["ledgers"]}
+
+    rows = eventually_sync(
+        ledgers,
+        lambda found: (
+            set(found) == set(SHARDS)
+            and all(
+                row["chain_height"] >= 0 and row["projected_height"] >= 0 for row in found.values()
+            )
+        ),
+        what="both shards on the dashboard",
+    )
+    assert all(row["chain_verified_height"] is not None for row in rows.values()), rows
