@@ -56,21 +56,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_installed_package_is_not_the_source_tree(installed: Path) -> None:
-    """What runs is the installed copy, schemas included."""
+    """What runs is the installed copy, with its schemas and the dashboard's page files."""
     result = _run(
         [
             str(installed / "python"),
             "-c",
             "import ledger.codec, importlib.resources as r;"
             "print(ledger.codec.__file__);"
-            "print(sorted(p.name for p in r.files('ledger').joinpath('schemas').iterdir()))",
+            "print(sorted(p.name for p in r.files('ledger').joinpath('schemas').iterdir()"
+            " if p.name.endswith('.avsc'))"
+            " + sorted(p.name for p in r.files('streams.dashboard').joinpath('static').iterdir()))",
         ],
         installed,
     )
-    module_file, schemas = result.stdout.splitlines()
+    module_file, shipped = result.stdout.splitlines()
     assert not module_file.startswith(str(REPO_ROOT))
-    assert "ledger.v1.Envelope.avsc" in schemas
-    assert "ledger.v1.VerifiedBatch.avsc" in schemas
+    assert "ledger.v1.Envelope.avsc" in shipped
+    assert "ledger.v1.VerifiedBatch.avsc" in shipped
+    assert "dashboard.js" in shipped and "index.html" in shipped  # the dashboard page
 
 
 def test_installed_command_line_works(installed: Path) -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 from ledger.settings import Settings
 from streams.dashboard import prometheus
 from streams.dashboard.metrics import Gatherer, wall_ms
-from streams.dashboard.page import PAGE_HTML
+from streams.dashboard.page import INDEX_HTML, STATIC
 
 log = logging.getLogger("ledger.dashboard")
 
@@ -26,7 +26,18 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE_HTML, content_type="text/html", charset="utf-8", headers=NO_STORE)
+    return web.Response(
+        text=INDEX_HTML, content_type="text/html", charset="utf-8", headers=NO_STORE
+    )
+
+
+async def static(request: web.Request) -> web.Response:
+    """``/static/<name>``: the page's stylesheet and script (package data, read at import)."""
+    found = STATIC.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    text, content_type = found
+    return web.Response(text=text, content_type=content_type, charset="utf-8", headers=NO_STORE)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -51,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[GATHERER] = Gatherer(settings)
     app.router.add_get("/", page)
+    app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/status", status)
     app.router.add_get("/metrics", metrics)
     app.on_startup.append(_start_gathering)

@@ -21,7 +21,7 @@ from ledger.settings import Settings
 from ledger.signing import Signer, build_tx_body
 from streams.dashboard import server
 from streams.dashboard.chain import ShardChain
-from streams.dashboard.page import PAGE_HTML
+from streams.dashboard.page import SCRIPT
 from streams.dashboard.prometheus import exposition
 from streams.dashboard.snapshot import (
     ChainStatus,
@@ -206,29 +206,38 @@ async def test_status_json_has_every_key_the_page_reads(
     response, body = await get(f"{dashboard}/api/status")
     assert response.status == 200 and response.content_type == "application/json"
     status = json.loads(body)
-    for path in set(re.findall(r"\bstatus((?:\.\w+)+)", PAGE_HTML)):
+    for path in set(re.findall(r"\bstatus((?:\.\w+)+)", SCRIPT)):
         node = status
         for key in path.strip(".").split("."):
             assert isinstance(node, dict) and key in node, f"status{path} is missing"
             node = node[key]
     ledger_keys = set(status["ledgers"][0])
-    assert set(re.findall(r"\bl\.(\w+)", PAGE_HTML)) <= ledger_keys
-    assert set(re.findall(r"\br\.(\w+)", PAGE_HTML)) <= set(status["rejections"][0])
-    assert set(re.findall(r"\bstate\.(\w+)", PAGE_HTML)) <= set(status["sources"]["kafka"])
+    assert set(re.findall(r"\bl\.(\w+)", SCRIPT)) <= ledger_keys
+    assert set(re.findall(r"\br\.(\w+)", SCRIPT)) <= set(status["rejections"][0])
+    assert set(re.findall(r"\bstate\.(\w+)", SCRIPT)) <= set(status["sources"]["kafka"])
     broken = build_snapshot(
         ["x"], {}, None, None, {"x": ChainStatus(4, 5, "block 5: bad seal")}, 0
     ).to_json()["chain"]
     assert broken["ok"] is False
-    assert set(re.findall(r"\bfirst\.(\w+)", PAGE_HTML)) <= set(broken["broken"][0])
+    assert set(re.findall(r"\bfirst\.(\w+)", SCRIPT)) <= set(broken["broken"][0])
 
 
-async def test_page_is_self_contained_and_polls_status(dashboard: str) -> None:
-    """/ is one HTML document that polls /api/status and loads nothing from elsewhere."""
+async def test_page_loads_only_its_own_files_and_polls_status(dashboard: str) -> None:
+    """/ is an HTML document whose stylesheet and script come from this server's /static/
+    (package data, no CDN); the script polls /api/status; nothing loads from elsewhere."""
     response, body = await get(f"{dashboard}/")
     assert response.status == 200 and response.content_type == "text/html"
     assert body.lstrip().lower().startswith("<!doctype html>")
-    assert 'fetch("/api/status"' in body
-    assert not re.search(r"https?://|<link\b|<script\s+src|@import|url\(", body)
+    assets = re.findall(r'(?:href|src)="([^"]+)"', body)
+    assert sorted(assets) == ["/static/dashboard.css", "/static/dashboard.js"]
+    css_response, css = await get(f"{dashboard}/static/dashboard.css")
+    js_response, js = await get(f"{dashboard}/static/dashboard.js")
+    assert css_response.content_type == "text/css" and js_response.content_type == "text/javascript"
+    assert 'fetch("/api/status"' in js
+    for text in (body, css, js):
+        assert not re.search(r"https?://|@import|url\(", text)
+    missing, _ = await get(f"{dashboard}/static/nothing.js")
+    assert missing.status == 404
 
 
 async def test_postgres_down_still_answers(settings: Settings) -> None:

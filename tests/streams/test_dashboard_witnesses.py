@@ -30,7 +30,7 @@ from ledger.model import Posting, Transfer
 from ledger.settings import TOPIC_COSIGNATURES, Settings
 from ledger.signing import Signer, build_tx_body, key_id
 from streams.dashboard.metrics import WitnessSource, wall_ms
-from streams.dashboard.page import PAGE_HTML
+from streams.dashboard.page import SCRIPT
 from streams.dashboard.prometheus import exposition
 from streams.dashboard.snapshot import (
     HEIGHT_NONE,
@@ -560,7 +560,7 @@ def render_page(statuses: list[dict[str, Any]]) -> list[dict[str, str]]:
     node = shutil.which("node")
     # Node.js is part of the machine this project runs on (no test may skip for want of it).
     assert node is not None, "node is not installed: the page's script cannot be run"
-    script = PAGE_HTML.split("<script>", 1)[1].split("</script>", 1)[0]
+    script = SCRIPT
     completed = subprocess.run(
         [node, "-e", DOM_SHIM + script + DOM_SHIM_END],
         input=json.dumps(statuses),
@@ -580,7 +580,7 @@ async def test_page_renders_the_witnesses_section(
     """The page's script, fed /api/status, renders main's witnesses with their state tags;
     evidence turns the section red and names the halted witness's evidence; a down source says
     unavailable."""
-    for path in set(re.findall(r"\bfinality\.(\w+)", PAGE_HTML)):
+    for path in set(re.findall(r"\bfinality\.(\w+)", SCRIPT)):
         assert path in (await status_of(dashboard))["finality"], path
     status = await eventually(
         lambda: status_of(dashboard),
@@ -592,8 +592,8 @@ async def test_page_renders_the_witnesses_section(
         timeout_s=catch_up_wait_s,
     )
     main = finality_of(status, test_ledger.ledger)
-    assert set(re.findall(r"\bf\.(\w+)", PAGE_HTML)) <= set(main)
-    assert set(re.findall(r"\bw\.(\w+)", PAGE_HTML)) <= set(main["witnesses"][0])
+    assert set(re.findall(r"\bf\.(\w+)", SCRIPT)) <= set(main)
+    assert set(re.findall(r"\bw\.(\w+)", SCRIPT)) <= set(main["witnesses"][0])
 
     accused = json.loads(json.dumps(status))
     accused_main = finality_of(accused, test_ledger.ledger)
@@ -634,7 +634,7 @@ async def test_page_renders_the_witnesses_section(
 def test_page_without_node_still_names_every_state() -> None:
     """Every state the server sends has a tag colour on the page."""
     for state in WITNESS_STATES:
-        assert f'"{state}":' in PAGE_HTML, state
+        assert f'"{state}":' in SCRIPT, state
 
 
 async def test_two_rounds_do_not_double_count(settings: Settings) -> None:
