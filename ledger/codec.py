@@ -747,6 +747,17 @@ def decode_body_head(
     return BodyHead(tx_id, ledger, created_at_ms, expires_at_ms)
 
 
+def operation_index(raw: bytes) -> int:
+    """The ``op`` union branch of a current-version TxBody (``OPERATION_TYPES`` order), read
+    after its head without decoding the rest: for readers that want only a few kinds. The body
+    is trusted to be well formed (it was sealed); DecodeError if it runs short."""
+    length, position = _read_long(raw, 16, "TxBody.ledger")
+    _, position = _read_long(raw, position + length, "TxBody.created_at_ms")
+    _, position = _read_long(raw, position, "TxBody.expires_at_ms")
+    index, _ = _read_long(raw, position, "TxBody.op")
+    return index
+
+
 # ---- the fast path of the hot path: a plain Transfer body, read by hand ---------------------
 
 _TRANSFER_BRANCH: Final = 10

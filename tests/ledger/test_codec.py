@@ -13,7 +13,7 @@ from fastavro import schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import codec, limits
+from ledger import codec, limits, signing
 from ledger.codec import EncodeError, TooLarge, UnsupportedVersion
 from ledger.errors import DecodeError
 from ledger.model import (
@@ -569,3 +569,43 @@ def test_codec_bench_reports_every_figure() -> None:
         "decode_and_check_per_second",
     }
     assert all(0 < value < float("inf") for value in figures.values())
+
+
+def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
+    """Read after the head only, the op union branch is each operation's place in
+    OPERATION_TYPES, with or without memo and external_ref."""
+    from ledger.model import (
+        OPERATION_TYPES,
+        AccountStatus,
+        Attest,
+        Capture,
+        DefineAsset,
+        Hold,
+        OpenAccount,
+        Posting,
+        RegisterKey,
+        RevokeKey,
+        SetAccountStatus,
+        SetFinality,
+        Transfer,
+        Void,
+    )
+
+    operations = [
+        OpenAccount("a", "USD", None),
+        SetAccountStatus("a", AccountStatus.FROZEN),
+        DefineAsset("USD", 2, "usd.issuer"),
+        RegisterKey(bytes(32), ("witness",), ()),
+        RevokeKey("0" * 32),
+        Transfer((Posting("a", "USD", -1), Posting("b", "USD", 1))),
+        Hold("a", "b", "USD", 1, 5),
+        Capture(bytes(16), None),
+        Void(bytes(16)),
+        Attest(bytes(32)),
+        SetFinality(2),
+    ]
+    assert [type(op) for op in operations] == list(OPERATION_TYPES)
+    for memo in (None, "a memo"):
+        for op in operations:
+            body = codec.encode_tx_body(signing.build_tx_body("a-ledger", op, memo=memo))
+            assert codec.operation_index(body) == OPERATION_TYPES.index(type(op))
