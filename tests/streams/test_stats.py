@@ -34,7 +34,7 @@ from ledger.model import Envelope, Hold, Posting, RejectionRecord, Transfer
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from ledger.signing import Signer, build_tx_body
 from streams.dashboard import server
-from streams.dashboard.page import PAGE_HTML
+from streams.dashboard.page import SCRIPT
 from streams.dashboard.snapshot import StatsFacts, StreamLedger, build_snapshot
 from streams.stats.app import build_app
 from streams.stats.figures import (
@@ -569,6 +569,6 @@ def test_status_json_has_every_stream_key_the_page_reads() -> None:
     assert up["tx_per_s_60s"] == 2.0 and up["rejections_60s"][0]["count"] == 4
     assert [item["ledger"] for item in up["ledgers"]] == ["main"]
     assert set(down) == set(up) and down["rejections_60s"] is None and down["ledgers"] == []
-    assert set(re.findall(r"\bstream\.(\w+)", PAGE_HTML)) <= set(up)
-    assert set(re.findall(r"\bs\.(\w+)", PAGE_HTML)) <= set(up["ledgers"][0])
-    assert set(re.findall(r"\bq\.(\w+)", PAGE_HTML)) <= set(up["rejections_60s"][0])
+    assert set(re.findall(r"\bstream\.(\w+)", SCRIPT)) <= set(up)
+    assert set(re.findall(r"\bs\.(\w+)", SCRIPT)) <= set(up["ledgers"][0])
+    assert set(re.findall(r"\bq\.(\w+)", SCRIPT)) <= set(up["rejections_60s"][0])
