@@ -202,8 +202,8 @@ class Witness:
         if head.halted is not None:
             return
         blocks = [self._decode(value) for value in values]
-        signatures_ok = await self._check_signatures([block for block in blocks if block])
-        outcome = self.replay(follower, blocks, signatures_ok, int(time.time() * 1000))
+        bad_signatures = await self._check_signatures(blocks)
+        outcome = self.replay(follower, blocks, bad_signatures, int(time.time() * 1000))
         key = follower.ledger.encode()
         if outcome.cosignatures:
             self.heads.save()  # the head first: whatever was signed is remembered
