@@ -26,6 +26,8 @@ from ledger.tools.workload import transfers
 chunk_count = 300
 chunk_pause_s = 0.5
 seal_wait_s = 180
+seal_poll_s = 0.5
+"""The chain is read again this often until every transfer is sealed or seal_wait_s passed."""
 
 
 async def main(count: int) -> dict[str, object]:
@@ -66,7 +68,7 @@ async def main(count: int) -> dict[str, object]:
                         sealed[tx_id] += 1
         if len(sealed) == count or time.monotonic() > deadline:
             break
-        await asyncio.sleep(1)
+        await asyncio.sleep(seal_poll_s)
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     return {
         "leader": leader,
