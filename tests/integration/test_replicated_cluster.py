@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 from support.cli import run_ledger
-from support.ports import free_port_block
+from support.stacks import isolated_stack
 
-from ledger.local.postgres import cluster_directory
 from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
@@ -26,29 +24,11 @@ run_timeout_s = 400.0
 
 @pytest.fixture(scope="module")
 def three_brokers(settings: Settings) -> Iterator[dict[str, str]]:
-    data_dir = REPO_ROOT / ".data" / "test-three-broker-stack"
-    base = free_port_block(9, settings)
-    env = {
-        "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_KAFKA_PORT": str(base),
-        "LEDGER_KAFKA_BROKERS": "3",
-        "LEDGER_POSTGRES_PORT": str(base + 7),
-        "LEDGER_DASHBOARD_PORT": str(base + 8),
-        "LEDGER_KAFKA_HEAP_MB": "384",
-        "LEDGER_WITNESSES": "0",
-        "LEDGER_VERIFY_WORKERS": "1",
-    }
-    directories = (data_dir, cluster_directory(data_dir / "postgres"))
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)
-    try:
+    extra = {"LEDGER_WITNESSES": "0", "LEDGER_VERIFY_WORKERS": "1"}
+    with isolated_stack("test-three-broker-stack", settings, brokers=3, **extra) as env:
         started = run_ledger("up", env=env, timeout_s=run_timeout_s)
         assert started.returncode == 0, started.stderr
         yield env
-    finally:
-        run_ledger("down", env=env)
-        for directory in directories:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_topics_are_replicated_three_times(three_brokers: dict[str, str]) -> None:

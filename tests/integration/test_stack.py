@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,36 +11,20 @@ from pathlib import Path
 import asyncpg
 import pytest
 from support.cli import assert_one_line_error, run_ledger
-from support.ports import free_port_block
+from support.stacks import isolated_stack
 
 from ledger.local import process
 from ledger.local.postgres import cluster_directory
-from ledger.settings import REPO_ROOT, Settings
+from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture()
 def isolated_env(settings: Settings) -> Iterator[dict[str, str]]:
-    """A second stack with its own data directory and ports, so the shared one is untouched:
-    Kafka on the first port of a free block (its controller on the next), PostgreSQL and the
-    dashboard after them."""
-    data_dir = REPO_ROOT / ".data" / "test-isolated-stack"
-    base = free_port_block(4, settings)
-    env = {
-        "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_KAFKA_PORT": str(base),
-        "LEDGER_POSTGRES_PORT": str(base + 2),
-        "LEDGER_KAFKA_HEAP_MB": "384",
-        "LEDGER_DASHBOARD_PORT": str(base + 3),
-    }
-    directories = (data_dir, cluster_directory(data_dir / "postgres"))
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)
-    yield env
-    run_ledger("down", env=env)
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)
+    """A second stack with its own data directory and ports, so the shared one is untouched."""
+    with isolated_stack("test-isolated-stack", settings) as env:
+        yield env
 
 
 async def test_postgres_round_trip(settings: Settings) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 from support.cli import assert_one_line_error, run_ledger
-from support.ports import free_port_block
+from support.stacks import isolated_stack
 from support.waiting import eventually, eventually_sync
 
 from ledger import codec
@@ -29,7 +28,6 @@ from ledger.client.publisher import Publisher
 from ledger.client.reader import BlockReader
 from ledger.crossshard import AuditFinding, Destination, Step, audit, destination_memo, step_tx_id
 from ledger.local import process
-from ledger.local.postgres import cluster_directory
 from ledger.model import Hold, Transfer
 from ledger.replica import Replica
 from ledger.settings import REPO_ROOT, Settings
@@ -56,22 +54,12 @@ bench_timeout_s = 300.0
 @pytest.fixture(scope="module")
 def two_shards(settings: Settings) -> Iterator[dict[str, str]]:
     """The environment of a running two-shard stack (one witness, to keep it light)."""
-    data_dir = REPO_ROOT / ".data" / "test-two-shards"
-    base = free_port_block(4, settings)
-    env = {
-        "LEDGER_DATA_DIR": str(data_dir),
-        "LEDGER_KAFKA_PORT": str(base),
-        "LEDGER_POSTGRES_PORT": str(base + 2),
-        "LEDGER_DASHBOARD_PORT": str(base + 3),
-        "LEDGER_KAFKA_HEAP_MB": "384",
+    extra = {
         "LEDGER_SHARDS": ",".join(SHARDS),
         "LEDGER_WITNESSES": "1",
         "LEDGER_VERIFY_WORKERS": "1",
     }
-    directories = (data_dir, cluster_directory(data_dir / "postgres"))
-    for directory in directories:
-        shutil.rmtree(directory, ignore_errors=True)
-    try:
+    with isolated_stack("test-two-shards", settings, **extra) as env:
         started = run_ledger("up", env=env, timeout_s=up_timeout_s)
         assert started.returncode == 0, started.stderr
         demo = subprocess.run(
@@ -84,10 +72,6 @@ def two_shards(settings: Settings) -> Iterator[dict[str, str]]:
         )
         assert demo.returncode == 0, demo.stderr
         yield env
-    finally:
-        run_ledger("down", env=env)
-        for directory in directories:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_each_shard_has_its_own_sequencer(two_shards: dict[str, str]) -> None:
