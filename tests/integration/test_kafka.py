@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from support.block_topics import read_values
 from support.ports import free_port_block
 from support.waiting import eventually
 
@@ -19,27 +20,6 @@ from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.services
-
-
-async def read_all(bootstrap: str, topic: str, isolation_level: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation_level,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        end = (await consumer.end_offsets([partition]))[partition]
-        values: list[bytes] = []
-        while await consumer.position(partition) < end:
-            batch = await consumer.getmany(partition, timeout_ms=1000)
-            values.extend(message.value for message in batch.get(partition, []))
-        return values
-    finally:
-        await consumer.stop()
 
 
 async def test_transactions_commit_and_abort(settings: Settings) -> None:
@@ -63,8 +43,12 @@ async def test_transactions_commit_and_abort(settings: Settings) -> None:
         await producer.abort_transaction()
     finally:
         await producer.stop()
-    committed = await read_all(settings.kafka_bootstrap_servers, topic, "read_committed")
-    uncommitted = await read_all(settings.kafka_bootstrap_servers, topic, "read_uncommitted")
+    committed = await read_values(
+        settings.kafka_bootstrap_servers, topic, isolation_level="read_committed"
+    )
+    uncommitted = await read_values(
+        settings.kafka_bootstrap_servers, topic, isolation_level="read_uncommitted"
+    )
     assert committed == [b"committed-0", b"committed-1", b"committed-2"]
     assert len(uncommitted) == 6
 
@@ -165,7 +149,7 @@ async def _replicated_writes(cluster: KafkaCluster) -> None:
     survivors = ",".join(
         f"127.0.0.1:{node.broker_port}" for node in cluster.nodes if node.node_id != leader
     )
-    assert await read_all(survivors, topic, "read_committed") == before + after
+    assert await read_values(survivors, topic) == before + after
 
 
 def test_kafka_version_is_pinned_in_one_place() -> None:

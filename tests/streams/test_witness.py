@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
-from support.block_topics import create_topic, delete_topics, unique_topic_name, write_values
+from support.block_topics import (
+    create_topic,
+    delete_topics,
+    read_values,
+    unique_topic_name,
+    write_values,
+)
 from support.cli import assert_one_line_error, run_ledger
 from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, block_hash, build_block
-from ledger.kafka.clients import committed_reader
 from ledger.model import (
     Attest,
     Block,
@@ -124,19 +129,7 @@ class Topics:
         await write_values(self.bootstrap, self.names.blocks, 0, values, transactional=True)
 
     async def read(self, topic: str) -> list[bytes]:
-        consumer = committed_reader(self.bootstrap, "test-witness-reader")
-        await consumer.start()
-        try:
-            partition = TopicPartition(topic, 0)
-            consumer.assign([partition])
-            end = (await consumer.end_offsets([partition]))[partition]
-            values: list[bytes] = []
-            while await consumer.position(partition) < end:
-                batch = await consumer.getmany(partition, timeout_ms=500)
-                values.extend(message.value for message in batch.get(partition, []))
-            return values
-        finally:
-            await consumer.stop()
+        return await read_values(self.bootstrap, topic)
 
     async def cosigned_heights(self) -> list[int]:
         cosignatures = [

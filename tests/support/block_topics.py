@@ -11,12 +11,13 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ledger import codec, limits, signing
 from ledger.blocks import ChainCheckpoint, build_block
 from ledger.kafka.admin import ensure_topics
+from ledger.kafka.clients import committed_reader
 from ledger.model import Attest, Block
 
 FORENSIC_LEDGER = "forensic"
@@ -120,3 +121,28 @@ async def write_values(
                 await producer.send_and_wait(topic, value, partition=partition)
     finally:
         await producer.stop()
+
+
+async def read_values(
+    bootstrap_servers: str,
+    topic: str,
+    partition: int = 0,
+    isolation_level: str = "read_committed",
+) -> list[bytes]:
+    """Every value of ``topic[partition]`` up to its end now, as a reader with
+    ``isolation_level`` sees them (read_committed skips aborted transactions)."""
+    consumer = committed_reader(
+        bootstrap_servers, "test-read-values", isolation_level=isolation_level
+    )
+    await consumer.start()
+    try:
+        topic_partition = TopicPartition(topic, partition)
+        consumer.assign([topic_partition])
+        end = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        values: list[bytes] = []
+        while await consumer.position(topic_partition) < end:
+            batch = await consumer.getmany(topic_partition, timeout_ms=500)
+            values.extend(message.value for message in batch.get(topic_partition, []))
+        return values
+    finally:
+        await consumer.stop()
