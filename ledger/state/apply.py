@@ -65,12 +65,7 @@ def begin_block(state: State, now_ms: int) -> list[Effect]:
         assert payer.held >= 0
         effects.append(BalanceChanged(hold.payer, hold.asset, payer.balance, payer.held))
         effects.append(HoldResolved(hold_id, _EXPIRED, 0))
-    recent = state.recent_tx_ids
-    tx_heap = state.tx_expiry_heap
-    while tx_heap and tx_heap[0][0] < now_ms:
-        expires_at_ms, tx_id = heapq.heappop(tx_heap)
-        if recent.get(tx_id) == expires_at_ms:
-            del recent[tx_id]
+    state.tx_expiry.forget_expired(state.recent_tx_ids, now_ms)
     return effects
 
 
@@ -98,7 +93,7 @@ def apply(state: State, accepted: Accepted) -> None:
             _apply_rare(state, effect)
     body = accepted.tx.body
     state.recent_tx_ids[body.tx_id] = body.expires_at_ms
-    heapq.heappush(state.tx_expiry_heap, (body.expires_at_ms, body.tx_id))
+    state.tx_expiry.add(body.tx_id, body.expires_at_ms)
     state.tx_count += 1
     state.revision += 1
 

@@ -13,15 +13,13 @@ with longer windows), and restarts wait for it. Snapshot version 2 stored 24 byt
 ``step_bytes``/``count_bytes``: the narrowest that holds the largest), so the standard library's
 ``array`` decodes them in C. Live traffic shares expiry times (about ten tx_ids a millisecond at
 10,000 tx/s), and a window can hold at most ``validity_window_ms_max + clock_skew_ms_max``
-distinct ones, so a tx_id costs 16 bytes and a fraction of 3 or so. Restoring builds the dict and
-the expiry heap with C-level loops, and the heap needs no sort: entries in (expires_at_ms, tx_id)
-order already are one.
+distinct ones, so a tx_id costs 16 bytes and a fraction of 3 or so. Restoring builds the dict
+with C-level loops.
 """
 
 from __future__ import annotations
 
 import array
-import heapq
 import struct
 import sys
 from collections import Counter
@@ -71,8 +69,8 @@ def pack(recent_tx_ids: dict[bytes, int]) -> dict[str, Any]:
     }
 
 
-def unpack(record: dict[str, Any]) -> tuple[dict[bytes, int], list[tuple[int, bytes]]]:
-    """``recent_tx_ids`` and its expiry heap from a ``ReplayWindow``; DecodeError if malformed."""
+def unpack(record: dict[str, Any]) -> dict[bytes, int]:
+    """``recent_tx_ids`` from a ``ReplayWindow``; DecodeError if malformed."""
     steps = _unpack_column(record["steps"], record["step_bytes"], "steps")
     counts = _unpack_column(record["counts"], record["count_bytes"], "counts")
     packed: bytes = record["tx_ids"]
@@ -90,9 +88,7 @@ def unpack(record: dict[str, Any]) -> tuple[dict[bytes, int], list[tuple[int, by
     recent = dict(zip(tx_ids, expiries, strict=True))
     if len(recent) != len(tx_ids):
         raise DecodeError("replay window: a tx_id appears twice")
-    heap = list(zip(expiries, tx_ids, strict=True))
-    heapq.heapify(heap)  # O(n) and no swaps on canonical input; makes any other input a heap too
-    return recent, heap
+    return recent
 
 
 def _pack_column(values: list[int]) -> tuple[int, bytes]:

@@ -161,8 +161,8 @@ def restore(data: bytes) -> State:
     else:
         if record["recent_tx_ids"]:
             raise DecodeError("since version 3 a snapshot keeps its replay window in replay_window")
-        state.recent_tx_ids, state.tx_expiry_heap = replay_window.unpack(record["replay_window"])
-        state.rebuild_hold_index()
+        state.recent_tx_ids = replay_window.unpack(record["replay_window"])
+        state.rebuild_indexes()
     return state
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ledger.errors import LedgerError
 from ledger.limits import int64_min
 from ledger.model import AccountStatus
+from ledger.state.expiry import TxExpiry
 
 
 class StateError(LedgerError):
@@ -99,7 +100,7 @@ def key_id_of(public_key: bytes) -> str:
 class State:
     """The whole mutable state of one ledger shard.
 
-    Equality compares the data (what a snapshot holds); the two expiry heaps are indexes derived
+    Equality compares the data (what a snapshot holds); the two expiry indexes are derived
     from it and ``revision`` is a guard against stale decisions, so neither takes part.
     """
 
@@ -113,7 +114,7 @@ class State:
         "tx_count",
         "finality_threshold",
         "revision",
-        "tx_expiry_heap",
+        "tx_expiry",
         "hold_expiry_heap",
     )
 
@@ -132,8 +133,8 @@ class State:
         """Distinct registered witnesses that must co-sign a block for it to be final (0: none)."""
         self.revision: int = 0
         """Bumped by every mutation; an ``Accepted`` is valid only for the revision it saw."""
-        self.tx_expiry_heap: list[tuple[int, bytes]] = []
-        """(expires_at_ms, tx_id) of ``recent_tx_ids``: forgetting costs O(log n) per tx_id."""
+        self.tx_expiry = TxExpiry()
+        """``recent_tx_ids`` by expiry time, to forget them in order."""
         self.hold_expiry_heap: list[tuple[int, bytes]] = []
         """(expires_at_ms, hold_id) of holds opened; resolved entries are skipped when popped."""
 
@@ -162,16 +163,8 @@ class State:
         )
 
     def rebuild_indexes(self) -> None:
-        """Recompute the expiry heaps from the data (after a restore)."""
-        recent = self.recent_tx_ids
-        # heapify is O(n); a sort (O(n log n)) of a 2M-entry window took seconds.
-        self.tx_expiry_heap = list(zip(recent.values(), recent.keys(), strict=True))
-        heapq.heapify(self.tx_expiry_heap)
-        self.rebuild_hold_index()
-
-    def rebuild_hold_index(self) -> None:
-        """Recompute the hold expiry heap alone: a restore that already built the tx_id heap
-        (snapshot version 3 stores the window in heap order) does not build it twice."""
+        """Recompute the expiry indexes from the data (after a restore)."""
+        self.tx_expiry = TxExpiry.of(self.recent_tx_ids)
         self.hold_expiry_heap = sorted(
             (hold.expires_at_ms, hold_id)
             for hold_id, hold in self.holds.items()

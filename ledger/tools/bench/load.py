@@ -239,7 +239,9 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
             for ledger in ledgers
         }
         witnesses = [name for name in running_workers(settings) if name.startswith("witness")]
-        final = await _final_figures(connection, ledgers[0], first_seqs[ledgers[0]], drain_wait_s)
+        # With no witness running nothing will become final: do not wait for it.
+        final_wait_s = drain_wait_s if witnesses else 0.0
+        final = await _final_figures(connection, ledgers[0], first_seqs[ledgers[0]], final_wait_s)
     finally:
         await publisher.stop()
         await connection.close()
