@@ -851,6 +851,43 @@ def _read_transfer(raw: bytes) -> TxBody:
     )
 
 
+def add_transfer_volume(envelope: bytes, volume: dict[bytes, int]) -> bool:
+    """Add a sealed Transfer's positive posting amounts to ``volume`` (asset as UTF-8 bytes).
+
+    For readers of sealed envelopes that want only the money moved (the stats worker): it skips
+    what it does not need and builds no objects, about a fifth of ``decode_submission``'s cost.
+    True when it read the envelope (any other operation adds nothing); False when the bytes are
+    not the current body version's layout, and the general decoder must judge them.
+    """
+    try:
+        version, position = _varint(envelope, 0)
+        if version != CURRENT_BODY_VERSION:
+            return False
+        length, position = _varint(envelope, position)
+        body_end = position + length
+        ledger_length, position = _varint(envelope, position + 16)  # after the tx_id
+        _, position = _varint(envelope, position + ledger_length)  # created_at_ms
+        _, position = _varint(envelope, position)  # expires_at_ms
+        if envelope[position] != _TRANSFER_BRANCH:
+            return True
+        count, position = _varint(envelope, position + 1)
+        moved = []
+        for _ in range(count):
+            account_length, position = _varint(envelope, position)
+            asset_length, asset_start = _varint(envelope, position + account_length)
+            position = asset_start + asset_length
+            amount, position = _varint(envelope, position)
+            if amount > 0:
+                moved.append((envelope[asset_start : asset_start + asset_length], amount))
+        if position > body_end:
+            return False
+    except (_NotPlain, IndexError):
+        return False
+    for asset, amount in moved:
+        volume[asset] = volume.get(asset, 0) + amount
+    return True
+
+
 def encode_cosignature(cosignature: Cosignature) -> bytes:
     """The canonical Avro bytes of ``cosignature``: one message on ``ledger.cosignatures``."""
     return _encode(COSIGNATURE_SCHEMA, _record(cosignature, _COSIGNATURE_FIELDS), "Cosignature")

@@ -7,12 +7,14 @@ Exit codes: 0 stopped by SIGTERM or SIGINT; 3 the port is taken (infrastructure,
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
 
 from ledger.errors import ConfigError, InfraError
 from ledger.settings import Settings
+from streams.lifecycle import collect_less
 
 EXIT_INFRA = 3
 EXIT_BAD_INPUT = 4
@@ -51,6 +53,8 @@ def main() -> None:
     except ConfigError as exc:
         print(f"dashboard: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    collect_less()  # every block allocates a few thousand objects that reference counting frees
+    gc.freeze()
     try:
         asyncio.run(serve_until_stopped(settings))
     except InfraError as exc:

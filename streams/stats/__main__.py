@@ -7,12 +7,14 @@ summary topic cannot be created; 4 a bad setting.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
 from ledger.errors import ConfigError, InfraError
 from ledger.kafka.admin import ensure_topics
 from ledger.settings import TOPIC_STATS, Settings
+from streams.lifecycle import collect_less
 
 EXIT_INFRA = 3
 EXIT_BAD_INPUT = 4
@@ -43,6 +45,8 @@ def main() -> None:
     from streams.stats.app import build_app
 
     app = build_app(settings)
+    collect_less()  # every block allocates a few thousand objects that reference counting frees
+    gc.freeze()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     sys.argv = ["faust", "worker", "--without-web", "--loglevel", "info"]
     app.main()

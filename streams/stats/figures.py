@@ -96,9 +96,12 @@ def block_increment(block: Block) -> BlockIncrement:
     Volume counts Transfers only: a Capture's asset and (when it captures the whole hold) its
     amount live in the hold, which only a replay of the state machine knows.
     """
+    raw_volume: dict[bytes, int] = {}
     volume: dict[str, int] = {}
     undecodable = 0
     for sealed in block.transactions:
+        if codec.add_transfer_volume(sealed.envelope, raw_volume):
+            continue
         try:
             _, body = codec.decode_submission(sealed.envelope, checked=True)
         except DecodeError:
@@ -108,6 +111,9 @@ def block_increment(block: Block) -> BlockIncrement:
             for posting in body.op.postings:
                 if posting.amount > 0:
                     volume[posting.asset] = volume.get(posting.asset, 0) + posting.amount
+    for asset, amount in raw_volume.items():
+        name = asset.decode("utf-8", "replace")
+        volume[name] = volume.get(name, 0) + amount
     header = block.header
     return BlockIncrement(
         ledger=header.ledger,

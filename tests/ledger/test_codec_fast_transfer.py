@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger import codec
 from ledger.errors import DecodeError
-from ledger.model import Posting, Transfer, TxBody
+from ledger.model import Envelope, Posting, Transfer, TxBody
 from tests.ledger.test_codec import identifier, int64, tx_bodies, tx_ids
 
 transfer_bodies = st.builds(
@@ -101,3 +101,27 @@ def test_fastavro_reference_reads_the_same_record() -> None:
     record = schemaless_reader(io.BytesIO(raw), codec.TX_BODY_SCHEMA, None, return_record_name=True)
     assert record["op"][0] == "ledger.v1.Transfer"
     assert codec._plain_transfer(raw) == general_path(raw)
+
+
+def volume_by_decoding(body: TxBody) -> dict[bytes, int]:
+    volume: dict[bytes, int] = {}
+    if isinstance(body.op, Transfer):
+        for posting in body.op.postings:
+            if posting.amount > 0:
+                asset = posting.asset.encode()
+                volume[asset] = volume.get(asset, 0) + posting.amount
+    return volume
+
+
+@given(tx_bodies)
+def test_transfer_volume_reads_what_the_decoder_reads(body: TxBody) -> None:
+    """Any sealed body: a Transfer's positive amounts by asset, nothing for other operations,
+    added to what the dict held; another body version is left to the general decoder."""
+    envelope = codec.encode_envelope(Envelope(codec.encode_tx_body(body), bytes(32), bytes(64)))
+    volume = {b"EUR": 5}
+    assert codec.add_transfer_volume(envelope, volume)
+    expected = volume_by_decoding(body)
+    expected[b"EUR"] = expected.get(b"EUR", 0) + 5
+    assert volume == expected
+    later = codec.encode_envelope(Envelope(codec.encode_tx_body(body), bytes(32), bytes(64), 2))
+    assert not codec.add_transfer_volume(later, volume)
