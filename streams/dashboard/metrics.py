@@ -13,7 +13,8 @@
   database without migration 0006) leaves the other PostgreSQL figures up.
 - ``ChainWatcher`` (``streams.dashboard.chain``): verified height or the first broken block.
 
-``Gatherer`` owns the five loops and combines their latest facts into a ``Snapshot`` on demand.
+``Gatherer`` owns the five loops and combines their latest facts into a ``Snapshot`` on demand;
+every few seconds it keeps one in its ``History`` (``streams.dashboard.history``) for the charts.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from ledger.settings import (
 )
 from streams.dashboard import queries
 from streams.dashboard.chain import ChainWatcher
+from streams.dashboard.history import History
 from streams.dashboard.snapshot import (
     HEIGHT_NONE,
     KafkaFacts,
@@ -472,6 +474,7 @@ class Gatherer:
             "witnesses", witnesses.gather, witnesses.close
         )
         self.chain = ChainWatcher(settings)
+        self.history = History()
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -495,6 +498,13 @@ class Gatherer:
             )
         except TimeoutError:
             log.warning("a source did not answer its first round in time; serving anyway")
+        self.tasks.append(asyncio.create_task(self._sample(), name="dashboard-history"))
+
+    async def _sample(self) -> None:
+        """Record a history sample every ``history.interval_s``, from the first round on."""
+        while True:
+            self.history.record(self.snapshot())
+            await asyncio.sleep(self.history.interval_s)
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -1,4 +1,4 @@
-"""The dashboard's web server (aiohttp): ``/``, ``/api/status`` and ``/metrics``.
+"""The dashboard's web server (aiohttp): ``/``, ``/api/status``, ``/api/history``, ``/metrics``.
 
 Handlers only render the ``Gatherer``'s latest facts; they never touch Kafka or PostgreSQL, so
 a request answers at once whatever state the sources are in.
@@ -49,6 +49,15 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+async def history(request: web.Request) -> web.Response:
+    """The last hour of headline figures, one column per series (``streams.dashboard.history``)."""
+    return web.json_response(
+        request.app[GATHERER].history.to_json(),
+        dumps=lambda value: json.dumps(value, allow_nan=False),
+        headers=NO_STORE,
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
     snapshot = request.app[GATHERER].snapshot()
     return web.Response(
@@ -64,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", page)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/status", status)
+    app.router.add_get("/api/history", history)
     app.router.add_get("/metrics", metrics)
     app.on_startup.append(_start_gathering)
     app.on_cleanup.append(_stop_gathering)

@@ -223,18 +223,27 @@ async def test_status_json_has_every_key_the_page_reads(
 
 
 async def test_page_loads_only_its_own_files_and_polls_status(dashboard: str) -> None:
-    """/ is an HTML document whose stylesheet and script come from this server's /static/
-    (package data, no CDN); the script polls /api/status; nothing loads from elsewhere."""
+    """/ is an HTML document whose stylesheet and scripts come from this server's /static/
+    (package data, no CDN); the script polls /api/status and /api/history; nothing loads from
+    elsewhere."""
     response, body = await get(f"{dashboard}/")
     assert response.status == 200 and response.content_type == "text/html"
     assert body.lstrip().lower().startswith("<!doctype html>")
     assets = re.findall(r'(?:href|src)="([^"]+)"', body)
-    assert sorted(assets) == ["/static/dashboard.css", "/static/dashboard.js"]
+    assert sorted(assets) == [
+        "/static/chart.js",
+        "/static/dashboard.css",
+        "/static/dashboard.js",
+    ]
     css_response, css = await get(f"{dashboard}/static/dashboard.css")
     js_response, js = await get(f"{dashboard}/static/dashboard.js")
+    chart_response, chart = await get(f"{dashboard}/static/chart.js")
     assert css_response.content_type == "text/css" and js_response.content_type == "text/javascript"
-    assert 'fetch("/api/status"' in js
-    for text in (body, css, js):
+    assert chart_response.content_type == "text/javascript"
+    assert 'fetch("/api/status"' in js and 'fetch("/api/history"' in js
+    for text in (body, css, js, chart):
+        # The SVG namespace is a name, not an address anything loads from.
+        text = text.replace('"http://www.w3.org/2000/svg"', "")
         assert not re.search(r"https?://|@import|url\(", text)
     missing, _ = await get(f"{dashboard}/static/nothing.js")
     assert missing.status == 404

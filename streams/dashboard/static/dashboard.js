@@ -1,7 +1,5 @@
 "use strict";
 const POLL_MS = 1000;
-const HISTORY_MS = 5 * 60 * 1000;
-const history = [];  // {t: ms, v: tx/s or null}, newest last
 
 const $ = (id) => document.getElementById(id);
 const number = new Intl.NumberFormat("en-US");
@@ -211,46 +209,48 @@ function renderFinality(finality) {
   list.replaceChildren(...finality.ledgers.map(finalityLedger));
 }
 
-function renderSparkline() {
-  const now = Date.now();
-  while (history.length && history[0].t < now - HISTORY_MS) history.shift();
-  const values = history.filter((p) => p.v !== null).map((p) => p.v);
-  const peak = Math.max(1, ...values);
-  const x = (t) => ((t - (now - HISTORY_MS)) / HISTORY_MS) * 300;
-  const y = (v) => 54 - (v / peak) * 50;
-  let line = "", area = "", open = false, startX = 0, lastX = 0;
-  for (const point of history) {
-    if (point.v === null) {
-      if (open) area += "L" + lastX.toFixed(1) + " 56L" + startX.toFixed(1) + " 56Z";
-      open = false;
-      continue;
-    }
-    const px = x(point.t), py = y(point.v);
-    if (!open) { line += "M"; area += "M" + px.toFixed(1) + " 56L"; startX = px; } else { line += "L"; area += "L"; }
-    line += px.toFixed(1) + " " + py.toFixed(1);
-    area += px.toFixed(1) + " " + py.toFixed(1);
-    open = true;
-    lastX = px;
+// The last hour, as the server keeps it (/api/history): a sample every few seconds.
+const HISTORY_POLL_MS = 5000;
+const HOUR_MS = 60 * 60 * 1000;
+function renderHistory(doc) {
+  const t = doc.t, s = doc.series;
+  const span = Math.min(HOUR_MS, doc.span_s * 1000);
+  drawChart($("chart-throughput"), t, [{values: s.tx_per_s, className: "s1"}],
+            {format: rate, span});
+  drawChart($("chart-latency"), t, [
+    {values: s.confirmation_p50_s, className: "s1"}, {values: s.confirmation_p99_s, className: "s2"},
+    {values: s.visibility_p50_s, className: "s3"}, {values: s.visibility_p99_s, className: "s4"},
+  ], {format: seconds, span});
+  drawChart($("chart-lag"), t, [
+    {values: s.verify_lag_messages, className: "s1"}, {values: s.sequence_lag_messages, className: "s2"},
+    {values: s.project_lag_blocks, className: "s3"},
+  ], {format: integer, span});
+  drawChart($("chart-rejections"), t, [{values: s.rejections_per_s, className: "s4"}],
+            {format: rate, span});
+  $("history-caption").textContent = t.length
+    ? `kept by the dashboard process: a sample every ${doc.interval_s} s, ${t.length} so far`
+    : "kept by the dashboard process: no sample yet";
+}
+async function pollHistory() {
+  try {
+    const response = await fetch("/api/history", {cache: "no-store"});
+    if (response.ok) renderHistory(await response.json());
+  } catch (error) {
+    // The status poll shows the banner; the charts keep their last drawing.
+  } finally {
+    setTimeout(pollHistory, HISTORY_POLL_MS);
   }
-  if (open) area += "L" + lastX.toFixed(1) + " 56L" + startX.toFixed(1) + " 56Z";
-  $("spark").querySelector("path.line").setAttribute("d", line);
-  $("spark").querySelector("path.area").setAttribute("d", area);
-  $("spark-caption").textContent = values.length
-    ? "last 5 min \u00b7 peak " + rate(Math.max(...values)) + " tx/s"
-    : "last 5 min \u00b7 no data yet";
 }
 
 function render(status) {
   // Throughput from the block stream (stats) when it is up: it does not wait for the projector.
   const fromStream = status.stream.tx_per_s_10s !== null;
   const source = fromStream ? status.stream : status.throughput;
-  history.push({t: Date.now(), v: source.tx_per_s_10s});
   setText("tps10", rate(source.tx_per_s_10s));
   setText("tps60", rate(source.tx_per_s_60s));
   $("tps-source").textContent = fromStream
     ? "sealed, by seal time, from the block stream"
     : "from PostgreSQL (stats unavailable)";
-  renderSparkline();
   setText("conf-p50", seconds(status.latency.confirmation_s.p50));
   setText("conf-p99", seconds(status.latency.confirmation_s.p99));
   setText("vis-p50", seconds(status.latency.visibility_s.p50));
@@ -280,10 +280,10 @@ async function poll() {
     render(await response.json());
     showBanner("");
   } catch (error) {
-    history.push({t: Date.now(), v: null});
     showBanner("The dashboard server does not answer (" + error.message + "); figures below are stale.");
   } finally {
     setTimeout(poll, POLL_MS);
   }
 }
 poll();
+pollHistory();
