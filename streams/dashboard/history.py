@@ -42,25 +42,6 @@ class Sample:
 SERIES = tuple(field.name for field in fields(Sample) if field.name != "taken_at_ms")
 
 
-def _sum(values: list[Any]) -> Any:
-    known = [value for value in values if value is not None]
-    return sum(known) if known else None
-
-
-def _max(values: list[Any]) -> Any:
-    known = [value for value in values if value is not None]
-    return max(known) if known else None
-
-
-def _throughput(snapshot: Snapshot) -> float | None:
-    """Sealed tx/s as the page's headline shows it: from the block stream while the stats are
-    up (it does not trail when the projector lags), else from PostgreSQL."""
-    stream = snapshot.stream_ledgers()
-    if stream:
-        return _sum([item.sealed_per_s_10s for item in stream])
-    return _sum([view.throughput_10s for view in snapshot.ledgers])
-
-
 class History:
     """The newest ``span_s`` of samples, oldest first."""
 
@@ -71,19 +52,26 @@ class History:
         """(taken_at_ms, total rejections) at the previous sample, for the rate."""
 
     def record(self, snapshot: Snapshot) -> Sample:
-        """Reduce ``snapshot`` to a sample and keep it (dropping the oldest past the span)."""
-        views = snapshot.ledgers
+        """Reduce ``snapshot`` to a sample and keep it (dropping the oldest past the span).
+
+        The figures are the page's cards, from the same ``/api/status`` document: throughput
+        from the block stream while the stats are up (it does not trail when the projector
+        lags), else from PostgreSQL; the worst shard's latency; the summed lags."""
+        status = snapshot.to_json()
+        stream_tx_per_s = status["stream"]["tx_per_s_10s"]
+        latency, lag = status["latency"], status["lag"]
         sample = Sample(
             taken_at_ms=snapshot.taken_at_ms,
-            tx_per_s=_throughput(snapshot),
-            # Percentiles of different ledgers do not combine: the chart shows the worst one.
-            confirmation_p50_s=_max([view.confirmation_p50_s for view in views]),
-            confirmation_p99_s=_max([view.confirmation_p99_s for view in views]),
-            visibility_p50_s=_max([view.visibility_p50_s for view in views]),
-            visibility_p99_s=_max([view.visibility_p99_s for view in views]),
-            verify_lag_messages=snapshot.verify_lag_messages,
-            sequence_lag_messages=_sum([view.sequence_lag_messages for view in views]),
-            project_lag_blocks=_sum([view.project_lag_blocks for view in views]),
+            tx_per_s=stream_tx_per_s
+            if stream_tx_per_s is not None
+            else status["throughput"]["tx_per_s_10s"],
+            confirmation_p50_s=latency["confirmation_s"]["p50"],
+            confirmation_p99_s=latency["confirmation_s"]["p99"],
+            visibility_p50_s=latency["visibility_s"]["p50"],
+            visibility_p99_s=latency["visibility_s"]["p99"],
+            verify_lag_messages=lag["verify_messages"],
+            sequence_lag_messages=lag["sequence_messages"],
+            project_lag_blocks=lag["project_blocks"],
             rejections_per_s=self._rejection_rate(snapshot),
         )
         self.samples.append(sample)
