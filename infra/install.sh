@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, and nothing twice:
-#   1. Java 17+, Maven, the PostgreSQL server and Chromium with chromedriver (browser tests),
-#      through apt, only when missing;
+#   1. Java 17+, Maven, the PostgreSQL server, Chromium with chromedriver (browser tests) and
+#      promtool (package prometheus, which on a systemd machine also runs a Prometheus server on
+#      :9090 that the project does not use), through apt, only when missing;
 #   2. the Kafka broker jars, resolved from Maven Central by infra/pom.xml into the data directory
 #      (Maven's local repository caches them, and a marker file skips the step entirely);
 #   3. the Python environment in .venv with the project installed editable with its dev extra
@@ -27,6 +28,8 @@ command -v python3 >/dev/null || apt_packages+=(python3 python3-venv)
 # Headless Chromium and its driver: the browser tests (tests/support/browser.py).
 command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
+# promtool checks and unit-tests infra/prometheus (tests/test_prometheus_config.py).
+command -v promtool >/dev/null || apt_packages+=(prometheus)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "missing ${apt_packages[*]} and no apt-get to install them"
   say "installing ${apt_packages[*]} with apt"

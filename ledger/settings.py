@@ -41,6 +41,18 @@ def _int(name: str, default: int, minimum: int = 0, maximum: int = 2**31 - 1) ->
     return value
 
 
+metrics_ports_count_max = 256
+"""Ports a metrics port base leaves room for above it: far more workers than one machine runs."""
+
+
+def _port_base(name: str, default: int) -> int:
+    """A first port of a block of ``metrics_ports_count_max``, or 0 for none."""
+    base = _int(name, default, 0, 65535 - metrics_ports_count_max)
+    if 0 < base < 1024:
+        raise ConfigError(f"{name}={base} is a privileged port; use 1024 or above, or 0 for none")
+    return base
+
+
 def _names(variable: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = os.environ.get(variable)
     if not raw:
@@ -76,6 +88,11 @@ class Settings:
     """Witnesses ``ledger up`` runs (each with its own key): the local stack's stand-ins for
     independent organisations."""
     witness_passphrase: bytes
+    metrics_port_base: int
+    """First port of the workers' own Prometheus endpoints (``ledger up``): the i-th worker of
+    ``ledger.local.stack.worker_commands`` serves ``127.0.0.1:base+i/metrics``
+    (``ledger.local.metrics_ports``), but the dashboard, whose /metrics is on its own port; 0
+    serves none."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -118,6 +135,7 @@ class Settings:
             witness_passphrase=os.environ.get(
                 "LEDGER_WITNESS_PASSPHRASE", "local-dev-witness"
             ).encode(),
+            metrics_port_base=_port_base("LEDGER_METRICS_PORT_BASE", 19400),
         )
 
     def witness_key_file(self, index: int) -> Path:

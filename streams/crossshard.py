@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import TopicPartition
+from prometheus_client import Counter
 
 from ledger import codec
 from ledger.client.publisher import Publisher
@@ -52,6 +53,7 @@ from ledger.model import OPERATION_TYPES, Capture, DefineAsset, Operation, Trans
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from ledger.signing import Signer, build_tx_body, load_private_key
 from streams.lifecycle import run_or_exit
+from streams.telemetry import add_metrics_port_argument, serve_metrics
 
 log = logging.getLogger("ledger.crossshard")
 
@@ -76,6 +78,12 @@ FINAL_CREDIT_REFUSALS = frozenset(
 
 FINAL_CAPTURE_REFUSALS = frozenset({"HOLD_EXPIRED", "HOLD_ALREADY_RESOLVED", "HOLD_NOT_FOUND"})
 """Refusals of a capture that end the transfer with nothing moved."""
+
+STEPS_SENT = Counter(
+    "ledger_crossshard_steps_sent",
+    "Steps (captures, credits, refunds) submitted, first copies and copies sent again.",
+)
+"""Moved once per round (streams.telemetry)."""
 
 
 @dataclass
@@ -277,6 +285,7 @@ class Coordinator:
                         await publisher.submit_many(
                             [envelope for _, envelope in due], [tx_id for tx_id, _ in due]
                         )
+                        STEPS_SENT.inc(len(due))
         finally:
             await publisher.stop()
             await consumer.stop()
@@ -338,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="keys laid out as DIR/<ledger>/<asset>-issuer.key (the local demo ledgers' layout)",
     )
+    add_metrics_port_argument(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -356,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except LedgerError as exc:
         sys.exit(f"crossshard: {exc}")
     coordinator = Coordinator(settings, keys)
+    serve_metrics(args.metrics_port, "crossshard")
     asyncio.run(run_or_exit("crossshard", coordinator.run, log))
 
 

@@ -16,14 +16,18 @@ the commit writes nothing and a restart resumes after the tracked positions:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Iterable
+from operator import attrgetter
 from typing import Any, Final
 
 import asyncpg
 from aiokafka import TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
 
 from ledger import codec
 from ledger.errors import DecodeError, InfraError
@@ -45,6 +49,7 @@ from streams.rows import (
     SnapshotRow,
     Table,
 )
+from streams.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger("ledger.project")
 
@@ -139,6 +144,27 @@ rare others (a status, a revocation, a snapshot, a tracking row per stream) by o
 
 assert set(STAGED) <= set(STATEMENTS)
 
+# Moved once per committed batch (streams.telemetry): what a rolled-back batch held never counts.
+BATCHES = Counter("ledger_projector_batches", "Batches written and committed to PostgreSQL.")
+ROWS = Counter(
+    "ledger_projector_rows",
+    "Rows sent to PostgreSQL (copied, upserted or updated) in committed batches, by table.",
+    ["table"],
+)
+BLOCKS = Counter(
+    "ledger_projector_blocks", "Blocks projected and committed, by ledger.", ["ledger"]
+)
+BATCH_SECONDS = Histogram(
+    "ledger_projector_batch_seconds",
+    "Writing and committing one batch in PostgreSQL.",
+    buckets=SECONDS_BUCKETS,
+)
+HEIGHT = Gauge(
+    "ledger_projector_height",
+    "Height of the newest block committed to PostgreSQL, by ledger (-1: none yet).",
+    ["ledger"],
+)
+
 
 async def prepare(connection: asyncpg.Connection) -> None:
     """Make ``connection`` ready for ``write``: once per connection, outside any transaction.
@@ -193,6 +219,22 @@ async def write(connection: asyncpg.Connection, rows: Rows) -> None:
                 await connection.executemany(STATEMENTS[table], changed)
 
 
+async def write_counted(connection: asyncpg.Connection, rows: Rows) -> None:
+    """``write``, then the batch's metrics: a call per table and per ledger, none per row."""
+    started_s = time.perf_counter()
+    await write(connection, rows)
+    BATCH_SECONDS.observe(time.perf_counter() - started_s)
+    BATCHES.inc()
+    for table, written in (*rows.inserts(), *rows.changes()):
+        if written:
+            ROWS.labels(table.name).inc(len(written))
+    for ledger, count in collections.Counter(map(attrgetter("ledger"), rows.blocks)).items():
+        BLOCKS.labels(ledger).inc(count)
+    # In chain order per ledger, so the last block of each is its newest.
+    for ledger, height in {block.ledger: block.height for block in rows.blocks}.items():
+        HEIGHT.labels(ledger).set(height)
+
+
 class Projector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -229,7 +271,7 @@ class Projector:
                     await writing
                     writing = None
                 if len(rows):
-                    writing = asyncio.create_task(write(connection, rows))
+                    writing = asyncio.create_task(write_counted(connection, rows))
         finally:
             if writing is not None:
                 writing.cancel()
@@ -266,6 +308,7 @@ class Projector:
         }
         for index, name in enumerate(self.settings.shards):
             self.projected_height[index] = tracked.get(f"blocks:{name}", -1)
+            HEIGHT.labels(name).set(self.projected_height[index])
             blocks_offset = 0
             if name in snapshots:
                 restored = restore_snapshot(snapshots[name])

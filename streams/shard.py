@@ -6,19 +6,22 @@ whole protocol (fence, replay, resume, seal).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
+from operator import attrgetter
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
+from prometheus_client import Counter, Gauge, Histogram
 
-from ledger import codec
+from ledger import codec, limits
 from ledger.errors import ChainError
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import KAFKA_ERRORS, transactional_producer
 from ledger.replica import Replica
-from ledger.sealing import BlockCutter, OpenBlock, seal_block
+from ledger.sealing import BlockCutter, OpenBlock, SealedBlock, seal_block
 from ledger.settings import (
     TOPIC_BLOCKS,
     TOPIC_REJECTIONS,
@@ -29,6 +32,7 @@ from ledger.signing import Signer
 from ledger.snapshots import snapshot_chunks
 from streams.lifecycle import EXIT_FATAL
 from streams.snapshots import read_snapshot, send_snapshot
+from streams.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger("ledger.sequence")
 
@@ -41,6 +45,64 @@ snapshot_interval_s = 120.0
 """...and at most this much time of them, whatever the rate."""
 
 EXIT_FENCED = 75
+
+BLOCK_TRANSACTIONS_BUCKETS = (0, 1, 10, 50, 100, 250, 500, 1000, 1500, limits.block_tx_max_count)
+"""Transactions per block: empty (an interval of refusals only), a trickle, and the sizes a
+block fills to as the rate grows, up to ``block_tx_max_count``."""
+
+# Moved once per committed block (streams.telemetry), by ledger: a process may seal several.
+BLOCKS_SEALED = Counter(
+    "ledger_sequencer_blocks_sealed", "Blocks sealed and committed, by ledger.", ["ledger"]
+)
+TRANSACTIONS_SEALED = Counter(
+    "ledger_sequencer_transactions_sealed",
+    "Transactions sealed into committed blocks, by ledger.",
+    ["ledger"],
+)
+REJECTED = Counter(
+    "ledger_sequencer_rejections",
+    "Transactions refused by the sequencer, committed with their block, by ledger and code.",
+    ["ledger", "code"],
+)
+BLOCK_TRANSACTIONS = Histogram(
+    "ledger_sequencer_block_transactions",
+    "Transactions per committed block, by ledger.",
+    ["ledger"],
+    buckets=BLOCK_TRANSACTIONS_BUCKETS,
+)
+SEAL_SECONDS = Histogram(
+    "ledger_sequencer_seal_seconds",
+    "Deciding, building and signing one block, before its Kafka transaction, by ledger.",
+    ["ledger"],
+    buckets=SECONDS_BUCKETS,
+)
+COMMIT_SECONDS = Histogram(
+    "ledger_sequencer_commit_seconds",
+    "One block's Kafka transaction: begin, produce the block, its rejections and any snapshot, "
+    "commit (until the brokers acknowledged), by ledger.",
+    ["ledger"],
+    buckets=SECONDS_BUCKETS,
+)
+HEIGHT = Gauge(
+    "ledger_sequencer_height",
+    "Height of the newest block this process committed or replayed, by ledger.",
+    ["ledger"],
+)
+
+
+def count_block(sealed: SealedBlock, seal_s: float, commit_s: float) -> None:
+    """The metrics of one committed block: a few calls per block, none per transaction
+    (``Counter(map(...))`` tallies the rejection codes in C)."""
+    header = sealed.block.header
+    ledger = header.ledger
+    SEAL_SECONDS.labels(ledger).observe(seal_s)
+    COMMIT_SECONDS.labels(ledger).observe(commit_s)
+    BLOCKS_SEALED.labels(ledger).inc()
+    TRANSACTIONS_SEALED.labels(ledger).inc(header.tx_count)
+    BLOCK_TRANSACTIONS.labels(ledger).observe(header.tx_count)
+    HEIGHT.labels(ledger).set(header.height)
+    for code, count in collections.Counter(map(attrgetter("code"), sealed.rejections)).items():
+        REJECTED.labels(ledger, code).inc(count)
 
 
 class ShardSequencer:
@@ -129,6 +191,7 @@ class ShardSequencer:
             self.blocks_offset_next = message.offset + 1
         checkpoint = self.replica.checkpoint
         if checkpoint is not None:
+            HEIGHT.labels(self.ledger).set(checkpoint.height)
             log.info(
                 "shard %s ready at height %d, resuming %s[%d] at offset %d",
                 self.ledger,
@@ -141,11 +204,13 @@ class ShardSequencer:
     async def seal(self, open_block: OpenBlock) -> None:
         """Step 4: decide, build, produce and commit one block. Ends the process on failure."""
         assert self.producer is not None and self.ready
+        started_s = time.perf_counter()
         sealed = seal_block(
             self.replica, open_block, int(time.time() * 1000), self.partition, self.signer
         )
         block = sealed.block
         height = block.header.height
+        sealed_s = time.perf_counter()
         try:
             await self.producer.begin_transaction()
             sent = await self.producer.send(
@@ -178,6 +243,7 @@ class ShardSequencer:
                 exc,
             )
             os._exit(EXIT_FATAL)
+        count_block(sealed, sealed_s - started_s, time.perf_counter() - sealed_s)
 
     def _snapshot_due(self) -> bool:
         seq_then, time_then = self.snapshot_taken

@@ -23,15 +23,18 @@ nothing (DESIGN.md section 10), more than the signature check itself.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
+from prometheus_client import Counter, Histogram
 
 from ledger import codec, limits
 from ledger.codec import rejection_code_for
@@ -53,6 +56,7 @@ from ledger.settings import (
 )
 from ledger.signing import key_id, signature_ok
 from streams.lifecycle import collect_less, run_or_exit
+from streams.telemetry import SECONDS_BUCKETS
 
 log = logging.getLogger("ledger.verify")
 
@@ -78,6 +82,31 @@ signature_threads = 2
 
 signature_chunk_min_count = 64
 """Below this a batch is checked in one chunk: thread hand-off would cost more than it saves."""
+
+# Moved once per poll (streams.telemetry): a redelivered submission counts again.
+POLLS = Counter(
+    "ledger_verify_polls", "Polls that returned submissions, each verified and published whole."
+)
+SUBMISSIONS = Counter("ledger_verify_submissions", "Submissions read from ledger.submissions.")
+SIGNATURES_CHECKED = Counter(
+    "ledger_verify_signatures_checked",
+    "Ed25519 signatures checked: the submissions that decoded and were in time.",
+)
+FORWARDED = Counter(
+    "ledger_verify_forwarded_envelopes",
+    "Envelopes forwarded to ledger.verified and acknowledged, by ledger.",
+    ["ledger"],
+)
+REJECTED = Counter(
+    "ledger_verify_rejections",
+    "Submissions refused by verify and acknowledged on ledger.rejections, by code.",
+    ["code"],
+)
+POLL_SECONDS = Histogram(
+    "ledger_verify_poll_seconds",
+    "One poll's verification and publication, until the broker acknowledged all of it.",
+    buckets=SECONDS_BUCKETS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +248,7 @@ async def _check_signatures(
     decoded: Sequence[_Decoded], executor: ThreadPoolExecutor
 ) -> list[bool]:
     """Step 3."""
+    SIGNATURES_CHECKED.inc(len(decoded))
     if len(decoded) < signature_chunk_min_count:
         return _signatures_ok(decoded)
     loop = asyncio.get_running_loop()
@@ -318,6 +348,7 @@ class Verifier:
 
     async def verify_poll(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Steps 1 to 5 for one poll; its offsets wait for the next commit (step 6)."""
+        started_s = time.perf_counter()
         submissions = [
             Submission(message.partition, message.offset, message.value)
             for messages in polled.values()
@@ -329,6 +360,8 @@ class Verifier:
         await publish(self.producer, forwards, rejections, self.shards)
         for partition, messages in polled.items():
             self.acknowledged[partition] = messages[-1].offset + 1
+        POLL_SECONDS.observe(time.perf_counter() - started_s)
+        count_poll(len(submissions), forwards, rejections)
 
     async def commit(self) -> None:
         """Step 6, for every poll acknowledged since the last commit."""
@@ -345,6 +378,19 @@ class Verifier:
             # The group rebalanced under us: another member verifies these again, and the
             # sequencer refuses the copies. Nothing is lost.
             log.warning("offsets not committed after a rebalance (%s); re-verified", exc)
+
+
+def count_poll(
+    submission_count: int, forwards: Sequence[Forward], rejections: Sequence[RejectionRecord]
+) -> None:
+    """The metrics of one acknowledged poll: one call per batch or per code, none per
+    submission (``Counter(map(...))`` tallies the codes in C)."""
+    POLLS.inc()
+    SUBMISSIONS.inc(submission_count)
+    for forward in forwards:
+        FORWARDED.labels(forward.batch.ledger).inc(len(forward.batch.entries))
+    for code, count in collections.Counter(map(attrgetter("code"), rejections)).items():
+        REJECTED.labels(code).inc(count)
 
 
 async def run_forever(settings: Settings) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter, Gauge
 
 from ledger import codec
 from ledger.blocks import block_hash
@@ -46,12 +47,37 @@ from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Se
 from ledger.signing import Signer, key_id, load_private_key, signature_ok
 from ledger.witnessing import EvidenceKind, cosign, sign_evidence
 from streams.lifecycle import collect_less, run_or_exit
+from streams.telemetry import add_metrics_port_argument, serve_metrics
 
 log = logging.getLogger("ledger.witness")
 
 poll_wait_ms = 200
 poll_records_max = 200
 signature_threads = 2
+
+# Moved once per shard per poll (streams.telemetry), by ledger: a witness follows every shard.
+BLOCKS_CHECKED = Counter(
+    "ledger_witness_blocks_checked",
+    "Block messages checked (decoded, signatures, replay), by ledger; a redelivered copy too.",
+    ["ledger"],
+)
+COSIGNATURES_PUBLISHED = Counter(
+    "ledger_witness_cosignatures_published",
+    "Cosignatures acknowledged on ledger.cosignatures, by ledger; re-sent ones after a restart "
+    "too.",
+    ["ledger"],
+)
+EVIDENCE_PUBLISHED = Counter(
+    "ledger_witness_evidence_published",
+    "Evidence acknowledged on ledger.evidence, by ledger: co-signing that ledger stopped.",
+    ["ledger"],
+)
+HEAD_HEIGHT = Gauge(
+    "ledger_witness_head_height",
+    "Height of this witness's head (the newest block it accepted, kept across restarts), by "
+    "ledger (-1: none yet).",
+    ["ledger"],
+)
 
 
 @dataclass
@@ -204,6 +230,8 @@ class Witness:
         blocks = [self._decode(value) for value in values]
         bad_signatures = await self._check_signatures(blocks)
         outcome = self.replay(follower, blocks, bad_signatures, int(time.time() * 1000))
+        BLOCKS_CHECKED.labels(follower.ledger).inc(len(blocks))
+        HEAD_HEIGHT.labels(follower.ledger).set(head.height)
         key = follower.ledger.encode()
         if outcome.cosignatures:
             self.heads.save()  # the head first: whatever was signed is remembered
@@ -215,6 +243,7 @@ class Witness:
                 ],
             )
             head.acknowledged = outcome.cosignatures[-1].height
+            COSIGNATURES_PUBLISHED.labels(follower.ledger).inc(len(outcome.cosignatures))
         if outcome.evidence is not None:
             # Published before the halt is saved: a crash in between publishes it again.
             await self._send(
@@ -222,6 +251,7 @@ class Witness:
                 [(follower.partition, key, codec.encode_evidence(outcome.evidence))],
             )
             head.halted = outcome.halted
+            EVIDENCE_PUBLISHED.labels(follower.ledger).inc()
             log.error("%s: %s; co-signing stops", follower.ledger, head.halted)
         if outcome.cosignatures or outcome.evidence is not None:
             self.heads.save()
@@ -369,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="lower this process's CPU priority by this much (on a machine shared with the "
         "pipeline: a witness lags rather than slows the ledger)",
     )
+    add_metrics_port_argument(parser)
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
@@ -387,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     witness = Witness(
         settings.kafka_bootstrap_servers, settings.shards, args.name, signer, directory
     )
+    serve_metrics(args.metrics_port, f"witness {args.name}")
     asyncio.run(run_or_exit(f"witness {args.name}", witness.run, log))
 
 

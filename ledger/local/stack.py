@@ -72,6 +72,12 @@ def worker_commands(settings: Settings) -> dict[str, list[str]]:
         commands[name] = [sys.executable, "-m", *witness, "--nice", str(witness_nice)]
     commands["stats"] = [sys.executable, "-m", "streams.stats"]
     commands["dashboard"] = [sys.executable, "-m", "streams.dashboard"]
+    if settings.metrics_port_base:
+        # Each worker serves its own metrics on the next port (streams.telemetry; read back by
+        # ledger.local.metrics_ports), but the dashboard, whose /metrics is on its own port.
+        for index, (name, command) in enumerate(commands.items()):
+            if name != "dashboard":
+                command += ["--metrics-port", str(settings.metrics_port_base + index)]
     return commands
 
 

@@ -1,4 +1,5 @@
-"""``python -m streams.stats``: the stats worker, as ``ledger up`` runs it (worker ``stats``).
+"""``python -m streams.stats [--metrics-port PORT]``: the stats worker, as ``ledger up`` runs it
+(worker ``stats``).
 
 Exit codes: 0 stopped by SIGTERM or SIGINT (faust's own handling); 3 Kafka unreachable or the
 summary topic cannot be created; 4 a bad setting.
@@ -6,6 +7,7 @@ summary topic cannot be created; 4 a bad setting.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging
@@ -15,6 +17,7 @@ from ledger.errors import ConfigError, InfraError
 from ledger.kafka.admin import ensure_topics
 from ledger.settings import TOPIC_STATS, Settings
 from streams.lifecycle import collect_less
+from streams.telemetry import add_metrics_port_argument, serve_metrics
 
 EXIT_INFRA = 3
 EXIT_BAD_INPUT = 4
@@ -24,6 +27,9 @@ topic_replication = 1
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m streams.stats", description=__doc__)
+    add_metrics_port_argument(parser)
+    args = parser.parse_args()
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -45,6 +51,8 @@ def main() -> None:
     from streams.stats.app import build_app
 
     app = build_app(settings)
+    # Before faust configures logging: a warning goes to stderr (the worker's log) as it is.
+    serve_metrics(args.metrics_port, "stats")
     collect_less()  # every block allocates a few thousand objects that reference counting frees
     gc.freeze()
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

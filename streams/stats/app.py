@@ -15,6 +15,7 @@ from typing import Any, cast
 import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted, ProducerSendError
+from prometheus_client import Counter
 
 from ledger import codec, limits
 from ledger.errors import DecodeError
@@ -79,6 +80,12 @@ longest_kept_ms = max(spec.kept_ms for spec in WINDOW_SPECS)
 
 PUBLISH_ERRORS = (KafkaError, OSError, ProducerSendError, ConsumerNotStarted)
 """What publishing a summary can meet while Kafka is away or the worker is (re)starting."""
+
+SUMMARIES_PUBLISHED = Counter(
+    "ledger_stats_summaries_published", "Summaries published to ledger.stats (one a second)."
+)
+"""This process's own health (streams.telemetry); the figures it publishes reach Prometheus
+through the dashboard's /metrics."""
 
 
 def wall_ms() -> int:
@@ -320,6 +327,7 @@ def build_app(settings: Settings) -> faust.App:
                 )
                 return
             await stats.send(key=SUMMARY_KEY, value=raw)
+            SUMMARIES_PUBLISHED.inc()
         except PUBLISH_ERRORS as exc:
             # The next tick tries again; the dashboard shows the summary aging meanwhile.
             log.warning("publishing the stats summary failed: %s: %s", type(exc).__name__, exc)

@@ -30,6 +30,8 @@ def isolated_stack(
         "LEDGER_POSTGRES_PORT": str(base + 2 * brokers),
         "LEDGER_DASHBOARD_PORT": str(base + 2 * brokers + 1),
         "LEDGER_KAFKA_HEAP_MB": "384",
+        # The shared stack's workers hold the metrics ports; this stack's would only warn.
+        "LEDGER_METRICS_PORT_BASE": "0",
         **extra,
     }
     directories = (data_dir, cluster_directory(data_dir / "postgres"))
