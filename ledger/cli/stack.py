@@ -1,9 +1,10 @@
-"""``ledger up``, ``down`` and ``status``: the local stack."""
+"""``ledger up``, ``down``, ``status``, ``stop`` and ``start``: the local stack."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import click
 
@@ -29,7 +30,7 @@ def up(brokers: int | None) -> None:
 
 @cli.command()
 def down() -> None:
-    """Stop exactly what `ledger up` started, by pid files."""
+    """Stop exactly what `ledger up` started, by pid files (the supervisor first)."""
     stopped = stack.down(Settings.from_env())
     click.echo("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
 
@@ -37,10 +38,36 @@ def down() -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 def status(as_json: bool) -> None:
-    """Say what runs where."""
+    """Say what runs where, how often the supervisor restarted each worker, and why one that
+    does not run is down."""
     components = stack.status(Settings.from_env())
     if as_json:
         click.echo(json.dumps({c.name: c.__dict__ for c in components}))
         return
     for component in components:
         click.echo(component.line())
+
+
+@cli.command()
+@click.argument("worker")
+@click.option(
+    "--reason",
+    default="ledger stop",
+    show_default=True,
+    help="Why, for `ledger status` and whoever hands it back.",
+)
+def stop(worker: str, reason: str) -> None:
+    """Stop one worker on purpose: the supervisor leaves it down until `ledger start WORKER`
+    (or `ledger up`)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    ran = stack.stop_on_purpose(Settings.from_env(), worker, f"{reason} ({stamp})")
+    click.echo(f"{'stopped' if ran else 'held (it was not running)'} {worker}")
+
+
+@cli.command()
+@click.argument("worker")
+def start(worker: str) -> None:
+    """Hand a worker back: clear its stop marker and start it (through the supervisor when one
+    runs), and forget the supervisor's reasons to give it up."""
+    started = stack.hand_back(Settings.from_env(), worker)
+    click.echo(f"started {worker}" if started else f"{worker} already runs")

@@ -76,6 +76,19 @@ def start(
     cwd: Path | None = None,
 ) -> int:
     """Start a detached process (own session, so a terminal's Ctrl-C does not reach it)."""
+    return spawn(command, pid_file, log_file, env, cwd).pid
+
+
+def spawn(
+    command: Sequence[str],
+    pid_file: Path,
+    log_file: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """``start``, returning the child: a parent that keeps it learns its exit status from
+    ``poll()``. Such a parent must not call ``pid_alive`` on the child's pid, which would reap
+    it and lose the status."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         process = subprocess.Popen(
@@ -87,9 +100,17 @@ def start(
             env=env,
             cwd=cwd,
         )
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+    write_atomically(pid_file, f"{process.pid}\n")
+    return process
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: a reader sees the old content or the new, never a torn
+    or empty file (``read_pid`` removes a pid file it cannot parse)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def stop(pid_file: Path, timeout_s: float = stop_wait_s) -> bool:

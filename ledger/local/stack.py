@@ -10,24 +10,46 @@ Order of ``up`` (each step is a no-op when already done):
   6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one consumer group that
      shares the submission partitions), one sequencer, one projector, the finality recorder,
      LEDGER_WITNESSES witnesses (keys created on first ``up``), one stats worker
-     (``streams.stats``: windowed figures) and the dashboard.
-``down`` stops in the reverse order, by pid files only.
+     (``streams.stats``: windowed figures) and the dashboard. The supervisor
+     (``ledger.local.supervisor``) starts them and restarts those that exit; ``up`` clears every
+     stop marker (``ledger stop``) first, starts the supervisor if it does not run, asks it for
+     the missing workers, and waits for them.
+``down`` stops the supervisor first, so that it restarts nothing, then the rest in the reverse
+order, by pid files only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ledger.errors import InfraError
+from ledger.errors import ConfigError, InfraError
 from ledger.kafka.admin import ensure_topics, wait_for_brokers
 from ledger.local import process
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.local.postgres import PostgresCluster
-from ledger.settings import REPO_ROOT, Settings
+from ledger.local.supervision import early_exit_s
+from ledger.local.supervisor import RESTARTING, RUNNING, STOPPED
+from ledger.local.workers import (
+    SUPERVISOR,
+    hold,
+    release,
+    request_start,
+    stop_reason,
+    supervisor_files,
+)
+
+# Re-exported: callers (the bench, tests) took these from here before ledger.local.workers.
+from ledger.local.workers import running_workers as running_workers
+from ledger.local.workers import start_worker as start_worker
+from ledger.local.workers import stop_worker as stop_worker
+from ledger.local.workers import worker_files as worker_files
+from ledger.settings import Settings
 from ledger.signing import Signer, save_private_key
 
 external_wait_s = 15.0
@@ -36,8 +58,12 @@ external_wait_s = 15.0
 witness_nice = 10
 """CPU priority the local witnesses give up: on one machine they lag rather than slow sealing."""
 
-worker_start_wait_s = 5.0
+worker_start_wait_s = early_exit_s
 """A worker that dies this soon after start has a configuration problem worth reporting."""
+
+supervisor_wait_s = 15.0
+"""The supervisor looks at start requests 4 times a second, and a new one starts within about
+half a second; past this it is stuck, or keeps failing to start the worker."""
 
 
 def worker_commands(settings: Settings) -> dict[str, list[str]]:
@@ -88,11 +114,28 @@ class ComponentStatus:
     pid: int | None
     address: str
     managed: bool
+    state: str
+    """running, stopped, or as the supervisor says: restarting, gave-up."""
+    restart_count: int | None = None
+    """Restarts by the supervisor; None for what it does not supervise."""
+    detail: str = ""
+    """Why it is not running (a stop marker, the supervisor's reason), or when it restarts."""
+
+    def cells(self) -> list[tuple[str, int]]:
+        """The columns of ``line``, each with its width (0: as wide as its text)."""
+        owner = f"pid {self.pid}" if self.pid else ("external" if not self.managed else "-")
+        restarts = "" if self.restart_count is None else f"restarts {self.restart_count}"
+        return [
+            (self.name, 10),
+            (self.state, 10),
+            (owner, 12),
+            (restarts, 11),
+            (self.address, 0),
+            (self.detail, 0),
+        ]
 
     def line(self) -> str:
-        state = "running" if self.running else "stopped"
-        owner = f"pid {self.pid}" if self.pid else ("external" if not self.managed else "-")
-        return f"{self.name:<10} {state:<8} {owner:<12} {self.address}"
+        return " ".join(text.ljust(width) for text, width in self.cells()).rstrip()
 
 
 def kafka_cluster(settings: Settings) -> KafkaCluster:
@@ -133,13 +176,112 @@ def up(settings: Settings) -> list[str]:
     if ensure_sealer_key(settings):
         started.append(f"sealer key {settings.sealer_key_file}")
     started.extend(f"witness key {path}" for path in ensure_witness_keys(settings))
-    new_workers = [
-        name
-        for name, command in worker_commands(settings).items()
-        if start_worker(settings, name, command)
+    return started + start_workers(settings)
+
+
+def start_workers(settings: Settings) -> list[str]:
+    """Step 6: every worker of ``worker_commands`` runs, under the supervisor. Returns what was
+    started."""
+    commands = worker_commands(settings)
+    for name in commands:
+        release(settings, name)  # `up` means the whole stack up
+    missing = [name for name in commands if not worker_running(settings, name)]
+    started = []
+    if start_supervisor(settings, commands):
+        started.append(SUPERVISOR)  # it starts what is missing at once
+    else:
+        for name in missing:
+            request_start(settings, name)
+    wait_for_supervisor(settings, missing)
+    check_workers_started(settings, missing)
+    return started + [f"{name} worker" for name in missing]
+
+
+def start_supervisor(settings: Settings, commands: dict[str, list[str]]) -> bool:
+    """Write the command table for it (it re-reads a changed one), and start the supervisor
+    unless it runs; True when started."""
+    files = supervisor_files(settings)
+    table = json.dumps(commands, indent=1) + "\n"
+    try:
+        unchanged = files.commands.read_text() == table
+    except FileNotFoundError:
+        unchanged = False
+    if not unchanged:
+        process.write_atomically(files.commands, table)
+    supervisor = [
+        sys.executable,
+        "-m",
+        "ledger.local.supervisor",
+        "--commands",
+        str(files.commands),
     ]
-    check_workers_started(settings, new_workers)
-    return started + [f"{name} worker" for name in new_workers]
+    return start_worker(settings, SUPERVISOR, supervisor) is not None
+
+
+def wait_for_supervisor(settings: Settings, names: list[str]) -> None:
+    """Until every worker of ``names`` runs; InfraError naming those that do not after
+    ``supervisor_wait_s``, with the supervisor's reason."""
+    if process.wait_until(
+        lambda: all(worker_running(settings, name) for name in names), supervisor_wait_s
+    ):
+        return
+    watched = supervised_workers(settings)
+    for name in names:
+        if not worker_running(settings, name):
+            reason = watched.get(name, {}).get("reason") or (
+                "no answer from the supervisor: "
+                + process.log_tail(supervisor_files(settings).log, 3)
+            )
+            log_file = worker_files(settings, name)[1]
+            raise InfraError(
+                f"the {name} worker did not start within {supervisor_wait_s:.0f} s: {reason} "
+                f"(log: {log_file})"
+            )
+
+
+def worker_running(settings: Settings, name: str) -> bool:
+    return process.read_pid(worker_files(settings, name)[0]) is not None
+
+
+def supervised_workers(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The supervisor's word on each worker (``supervisor.Watch.document``); empty when no
+    supervisor runs."""
+    files = supervisor_files(settings)
+    if process.read_pid(files.pid) is None:
+        return {}
+    try:
+        workers = json.loads(files.status.read_text())["workers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return workers if isinstance(workers, dict) else {}
+
+
+def stop_on_purpose(settings: Settings, name: str, reason: str) -> bool:
+    """``ledger stop NAME``: set its stop marker, so that nothing starts it again, then stop it
+    (SIGTERM); True if it ran."""
+    if name not in worker_commands(settings) and name not in running_workers(settings):
+        raise ConfigError(f"no worker named {name}: `ledger status` lists them")
+    hold(settings, name, reason)
+    return stop_worker(settings, name)
+
+
+def hand_back(settings: Settings, name: str) -> bool:
+    """``ledger start NAME``: clear its stop marker and start it, through the supervisor when one
+    runs (its child, so that it learns the exit code); False when it already ran."""
+    commands = worker_commands(settings)
+    if name not in commands:
+        raise ConfigError(f"no worker named {name} in these settings: `ledger status` lists them")
+    release(settings, name)
+    if worker_running(settings, name):
+        return False
+    if process.read_pid(supervisor_files(settings).pid) is not None:
+        start_supervisor(settings, commands)  # the table may lack it
+        request_start(settings, name)
+        wait_for_supervisor(settings, [name])
+    else:
+        start_worker(settings, name, commands[name])
+    check_workers_started(settings, [name])
+    return True
 
 
 def ensure_witness_keys(settings: Settings) -> list[Path]:
@@ -176,31 +318,6 @@ def ensure_sealer_key(settings: Settings) -> bool:
     return True
 
 
-def worker_files(settings: Settings, name: str) -> tuple[Path, Path]:
-    directory = settings.data_dir / "workers"
-    return directory / f"{name}.pid", directory / f"{name}.log"
-
-
-def running_workers(settings: Settings) -> dict[str, int]:
-    """Every worker whose pid file names a live process, whatever the settings say now."""
-    found = {}
-    for pid_file in sorted((settings.data_dir / "workers").glob("*.pid")):
-        pid = process.read_pid(pid_file)
-        if pid is not None:
-            found[pid_file.stem] = pid
-    return found
-
-
-def start_worker(settings: Settings, name: str, command: list[str]) -> bool:
-    """Start one worker unless it runs; False when it already ran. Does not wait for it."""
-    pid_file, log_file = worker_files(settings, name)
-    if process.read_pid(pid_file) is not None:
-        return False
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process.start(command, pid_file, log_file, env=env, cwd=REPO_ROOT)
-    return True
-
-
 def check_workers_started(settings: Settings, names: list[str]) -> None:
     """Watch freshly started workers for worker_start_wait_s; one that died is reported."""
     pid_files = {name: worker_files(settings, name)[0] for name in names}
@@ -219,12 +336,9 @@ def check_workers_started(settings: Settings, names: list[str]) -> None:
                 )
 
 
-def stop_worker(settings: Settings, name: str) -> bool:
-    return process.stop(worker_files(settings, name)[0])
-
-
 def down(settings: Settings) -> list[str]:
-    stopped = [
+    stopped = [SUPERVISOR] if process.stop(supervisor_files(settings).pid) else []
+    stopped += [
         f"{name} worker"
         for name in reversed(running_workers(settings))
         if stop_worker(settings, name)
@@ -240,27 +354,49 @@ def status(settings: Settings) -> list[ComponentStatus]:
     components: list[ComponentStatus] = []
     if settings.local_kafka:
         pid = kafka_cluster(settings).running()[1]
-        components.append(
-            ComponentStatus("kafka", pid is not None, pid, settings.kafka_bootstrap_servers, True)
-        )
+        components.append(local_status("kafka", pid, settings.kafka_bootstrap_servers))
     else:
         components.append(
-            ComponentStatus("kafka", True, None, settings.kafka_bootstrap_servers, False)
+            ComponentStatus("kafka", True, None, settings.kafka_bootstrap_servers, False, RUNNING)
         )
     if settings.local_postgres:
         pg_pid = postgres_cluster(settings).pid()
-        components.append(
-            ComponentStatus(
-                "postgres", pg_pid is not None, pg_pid, f"127.0.0.1:{settings.postgres_port}", True
-            )
-        )
+        components.append(local_status("postgres", pg_pid, f"127.0.0.1:{settings.postgres_port}"))
     else:
-        components.append(ComponentStatus("postgres", True, None, "LEDGER_DATABASE_URL", False))
-    running = running_workers(settings)
-    for name in {**worker_commands(settings), **running}:
-        worker_pid = running.get(name)
-        log_file = worker_files(settings, name)[1]
         components.append(
-            ComponentStatus(name, worker_pid is not None, worker_pid, str(log_file), True)
+            ComponentStatus("postgres", True, None, "LEDGER_DATABASE_URL", False, RUNNING)
         )
+    files = supervisor_files(settings)
+    components.append(local_status(SUPERVISOR, process.read_pid(files.pid), str(files.log)))
+    watched = supervised_workers(settings)
+    running = running_workers(settings)
+    for name in {**worker_commands(settings), **watched, **running}:
+        components.append(worker_status(settings, name, running.get(name), watched.get(name)))
     return components
+
+
+def local_status(name: str, pid: int | None, address: str) -> ComponentStatus:
+    return ComponentStatus(name, pid is not None, pid, address, True, RUNNING if pid else STOPPED)
+
+
+def worker_status(
+    settings: Settings, name: str, pid: int | None, watched: dict[str, Any] | None
+) -> ComponentStatus:
+    """A worker's line: its pid file says whether it runs; its stop marker, else the
+    supervisor, why not."""
+    log_file = str(worker_files(settings, name)[1])
+    restart_count = None if watched is None else int(watched.get("restart_count", 0))
+    reason = stop_reason(settings, name)
+    if pid is not None:
+        detail = "" if reason is None else f"not restarted when it exits: {reason}"
+        return ComponentStatus(name, True, pid, log_file, True, RUNNING, restart_count, detail)
+    state, detail = STOPPED, ""
+    if reason is not None:
+        detail = f"on purpose: {reason}"
+    elif watched is not None and watched.get("state") not in (None, RUNNING):
+        state, detail = str(watched["state"]), str(watched.get("reason") or "")
+        restart_at_ms = watched.get("restart_at_ms")
+        if state == RESTARTING and isinstance(restart_at_ms, int):
+            wait_s = max(0.0, restart_at_ms / 1000 - time.time())
+            detail = f"in {wait_s:.0f} s, {detail}"
+    return ComponentStatus(name, False, None, log_file, True, state, restart_count, detail)

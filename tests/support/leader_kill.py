@@ -2,7 +2,8 @@
 (its settings from the environment): publishes transfers, kills -9 the broker leading
 ``ledger.blocks`` partition 0 a third of the way in, starts it again at two thirds, then prints
 one JSON line: how many of the transfers were sealed, how many more than once, which workers
-died, and the longest gap between two blocks while it ran (the recovery time)."""
+died (not running at the end, or running with another pid: the supervisor restarts a worker
+that died), and the longest gap between two blocks while it ran (the recovery time)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ async def main(count: int) -> dict[str, object]:
     cluster = kafka_cluster(settings)
     [blocks] = await describe_topics(settings.kafka_bootstrap_servers, ["ledger.blocks"])
     leader = blocks["partitions"][0]["leader"]
+    pids_before = running_workers(settings)
     started_ms = int(time.time() * 1000)
     async with Publisher(settings.kafka_bootstrap_servers) as publisher:
         for start in range(0, count, chunk_count):
@@ -51,7 +53,12 @@ async def main(count: int) -> dict[str, object]:
             if start == 2 * count // 3 // chunk_count * chunk_count:
                 cluster.start_node(leader)
             await asyncio.sleep(chunk_pause_s)
-    dead = sorted(set(worker_commands(settings)) - set(running_workers(settings)))
+    pids_after = running_workers(settings)
+    dead = sorted(
+        name
+        for name in worker_commands(settings)
+        if name not in pids_after or pids_after[name] != pids_before.get(name)
+    )
     deadline = time.monotonic() + seal_wait_s
     while True:
         sealed: collections.Counter[bytes] = collections.Counter()

@@ -11,6 +11,7 @@ from support.ledger_fixture import TestLedger
 from ledger.client.publisher import Sealed
 from ledger.local import process
 from ledger.local.stack import start_worker, stop_worker, worker_commands, worker_files
+from ledger.local.workers import hold, release
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import build_tx_body
@@ -30,6 +31,8 @@ async def test_two_sequencers_for_one_shard(settings: Settings, test_ledger: Tes
     """The newer sequencer takes over, the older one stops at its next commit, no height forks."""
     first_pid = process.read_pid(worker_files(settings, "sequence")[0])
     assert first_pid is not None, "the stack's sequencer is not running"
+    # Fenced on purpose: the supervisor must not bring it back to fence the standby in turn.
+    await asyncio.to_thread(hold, settings, "sequence", "test_fencing: fenced on purpose")
     [before] = await submit_and_wait(settings, transfers(test_ledger, 1))
     assert isinstance(before, Sealed)
     second = "sequence-standby"
@@ -54,6 +57,7 @@ async def test_two_sequencers_for_one_shard(settings: Settings, test_ledger: Tes
         assert sealed_ids <= set(tx_ids)
     finally:
         stop_worker(settings, second)
+        release(settings, "sequence")
         await asyncio.to_thread(
             start_worker, settings, "sequence", worker_commands(settings)["sequence"]
         )

@@ -27,6 +27,7 @@ from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader, idempotent_producer
 from ledger.local import process
 from ledger.local.stack import start_worker, witness_public_keys, worker_commands, worker_files
+from ledger.local.workers import hold, release
 from ledger.model import BlockHeader, Posting, Transfer
 from ledger.settings import TOPIC_COSIGNATURES, Settings
 from ledger.signing import Signer, build_tx_body, key_id, load_private_key
@@ -66,16 +67,20 @@ def transfer(ledger: TestLedger, amount: int = 1) -> tuple[bytes, bytes]:
 
 
 async def kill_9(settings: Settings, name: str) -> None:
-    """SIGKILL a running worker (no warning, no cleanup) and wait until it is gone."""
+    """SIGKILL a running worker (no warning, no cleanup) and wait until it is gone. Its stop
+    marker keeps the supervisor from restarting it until ``start_and_wait``."""
     pid = process.read_pid(worker_files(settings, name)[0])
     assert pid is not None, f"{name} does not run; the test needs the stack's witnesses"
+    await asyncio.to_thread(hold, settings, name, "test_finality: killed on purpose")
     os.kill(pid, signal.SIGKILL)
     gone = await asyncio.to_thread(process.wait_until, lambda: not process.pid_alive(pid), 10.0)
     assert gone, f"{name} (pid {pid}) outlived SIGKILL"
 
 
 async def start_and_wait(settings: Settings, name: str) -> None:
-    """Start a witness unless it runs, and wait until it follows the chain (its log says so)."""
+    """Hand a witness back (its stop marker cleared), start it unless it runs, and wait until
+    it follows the chain (its log says so)."""
+    release(settings, name)
     await asyncio.to_thread(start_worker, settings, name, worker_commands(settings)[name])
     pid_file, log_file = worker_files(settings, name)
 
