@@ -5,5 +5,6 @@
 - ``chain``: the chain watcher, verifying ``ledger.blocks`` from genesis;
 - ``queries``: the PostgreSQL queries, each bounded to a few index reads;
 - ``prometheus``: the text exposition format; ``page``: the HTML page;
+- ``explorer`` (+ ``explorer_*``): the block explorer, ``/explorer`` and ``/api/explorer/``;
 - ``server``: the aiohttp application. Run it with ``python -m streams.dashboard``.
 """

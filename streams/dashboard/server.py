@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 
 from ledger.settings import Settings
-from streams.dashboard import prometheus
+from streams.dashboard import explorer, prometheus
 from streams.dashboard.metrics import Gatherer, wall_ms
 from streams.dashboard.page import INDEX_HTML, STATIC
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/history", history)
     app.router.add_get("/metrics", metrics)
+    explorer.add_routes(app, settings)  # /explorer and /api/explorer/...
     app.on_startup.append(_start_gathering)
     app.on_cleanup.append(_stop_gathering)
     return app
