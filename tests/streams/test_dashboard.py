@@ -231,6 +231,7 @@ async def test_page_loads_only_its_own_files_and_polls_status(dashboard: str) ->
     assert body.lstrip().lower().startswith("<!doctype html>")
     assets = re.findall(r'(?:href|src)="([^"]+)"', body)
     assert sorted(assets) == [
+        "/explorer",  # the header's link to the block explorer, a page of this server
         "/static/chart.js",
         "/static/dashboard.css",
         "/static/dashboard.js",
