@@ -50,13 +50,15 @@ def test_second_up_is_a_no_op(settings: Settings) -> None:
 
 
 def test_down_stops_everything_it_started(isolated_env: dict[str, str]) -> None:
-    """up then down on a separate stack leaves none of its processes running."""
+    """up then down on a separate stack leaves none of its processes running; the supervisor
+    goes first, so that it restarts nothing down stops."""
     assert run_ledger("up", env=isolated_env).returncode == 0
     status = run_ledger("status", "--json", env=isolated_env).stdout
     pids = [component["pid"] for component in json.loads(status).values()]
-    assert all(pids)
+    assert all(pids) and "supervisor" in json.loads(status)
     result = run_ledger("down", env=isolated_env)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stopped: supervisor, "), result.stdout
     assert "postgres" in result.stdout and "kafka" in result.stdout
     assert not any(process.pid_alive(pid) for pid in pids)
     assert run_ledger("down", env=isolated_env).stdout.strip() == "nothing was running"

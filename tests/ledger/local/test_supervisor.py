@@ -112,6 +112,7 @@ def test_a_killed_worker_is_restarted_with_a_new_pid(supervised: Supervised) -> 
     pid = eventually_sync(
         lambda: supervised.pid("sleeper"), what="the supervisor started the sleeper"
     )
+    assert pid is not None
     os.kill(pid, signal.SIGKILL)
     restarted = eventually_sync(
         lambda: supervised.worker("sleeper"),
@@ -176,6 +177,7 @@ def test_a_worker_stopped_on_purpose_stays_down_until_handed_back(
     """With its stop marker set, a killed worker is left down (`ledger status`: stopped, on
     purpose); once the marker is cleared the supervisor starts it again."""
     pid = eventually_sync(lambda: supervised.pid("held"), what="the supervisor started held")
+    assert pid is not None
     hold(supervised.settings, "held", "a test keeps it down")
     os.kill(pid, signal.SIGKILL)
     killed_at_s = time.time()
