@@ -2,10 +2,10 @@
 // A small SVG line chart for the dashboard's history: time on x, one or more series on y,
 // gaps where a value is null (its source was down). No dependencies, served with the page.
 //
-//   drawChart(svg, times, [{name, values, className}], {format, span})
+//   drawChart(svg, times, [{values, className}], {format, span, integer})
 //
 // `times` are epoch ms (ascending); `format(y)` labels the y axis; `span` is the x range in ms
-// ending at the newest time. The chart is redrawn from scratch on every call.
+// ending at the newest time; `integer` (optional) keeps y ticks on whole numbers. The chart is redrawn from scratch on every call.
 
 const CHART = {width: 600, height: 170, left: 58, right: 10, top: 10, bottom: 22};
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -40,7 +40,8 @@ function drawChart(svg, times, series, options) {
       if (value !== null && times[index] >= start) { max = Math.max(max, value); points += 1; }
     });
   }
-  const step = niceStep(max > 0 ? max : 1, 4);
+  let step = niceStep(max > 0 ? max : 1, 4);
+  if (options.integer) step = Math.max(1, step);  // counts: no tick at half a message
   const top_value = Math.max(step, Math.ceil(max / step) * step);
   const x = (t) => left + ((t - start) / options.span) * (width - left - right);
   const y = (v) => top + (1 - v / top_value) * (height - top - bottom);

@@ -224,7 +224,7 @@ function renderHistory(doc) {
   drawChart($("chart-lag"), t, [
     {values: s.verify_lag_messages, className: "s1"}, {values: s.sequence_lag_messages, className: "s2"},
     {values: s.project_lag_blocks, className: "s3"},
-  ], {format: integer, span});
+  ], {format: integer, span, integer: true});
   drawChart($("chart-rejections"), t, [{values: s.rejections_per_s, className: "s4"}],
             {format: rate, span});
   $("history-caption").textContent = t.length
