@@ -39,6 +39,7 @@ from ledger.model import (
     BlockHeader,
     BodyHead,
     Cosignature,
+    Cosigner,
     DefineAsset,
     Envelope,
     Evidence,
@@ -50,6 +51,7 @@ from ledger.model import (
     RejectionRecord,
     RevokeKey,
     SealedTx,
+    SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
     Transfer,
@@ -111,6 +113,7 @@ def _load(name: str, named: dict[str, Any] | None = None) -> Schema:
 
 TX_BODY_SCHEMA: Final = _load("TxBody")
 ENVELOPE_SCHEMA: Final = _load("Envelope")
+MULTI_SIGNED_ENVELOPE_SCHEMA: Final = _load("MultiSignedEnvelope")
 _block_types: dict[str, Any] = {}
 BLOCK_HEADER_SCHEMA: Final = _load("BlockHeader", _block_types)
 BLOCK_SCHEMA: Final = _load("Block", _block_types)
@@ -315,6 +318,7 @@ _IDENTIFIER_FIELDS: Final[dict[type, tuple[str, ...]]] = {
     RevokeKey: ("key_id",),
     Hold: ("payer", "payee", "asset"),
     Attest: ("algorithm",),
+    SetAccountPolicy: ("account",),
 }
 """String fields of each operation that name something: at most identifier_chars_max each."""
 
@@ -365,6 +369,21 @@ def shape_problem(body: TxBody) -> str | None:
         return _not_int32("DefineAsset.scale", op.scale)
     elif isinstance(op, SetFinality):
         return _not_int32("SetFinality.threshold", op.threshold)
+    elif isinstance(op, SetAccountPolicy):
+        for name, items, count_max in (
+            ("key_ids", op.key_ids, limits.policy_keys_max_count),
+            ("counterparties", op.counterparties, limits.policy_counterparties_max_count),
+        ):
+            if problem := _count_outside(f"SetAccountPolicy.{name}", len(items), 0, count_max):
+                return problem
+            for index, value in enumerate(items):
+                if len(value) > identifier_max:
+                    return _too_long(f"SetAccountPolicy.{name}[{index}]", value, identifier_max)
+        return _not_int32("SetAccountPolicy.threshold", op.threshold) or (
+            None
+            if op.high_threshold is None
+            else _not_int32("SetAccountPolicy.high_threshold", op.high_threshold)
+        )
     return None
 
 
@@ -425,6 +444,9 @@ def _operation_record(op: Operation) -> tuple[str, dict[str, Any]]:
         ]
     elif isinstance(op, SetAccountStatus):
         record["status"] = op.status.value
+    elif isinstance(op, SetAccountPolicy):
+        record["key_ids"] = list(op.key_ids)
+        record["counterparties"] = list(op.counterparties)
     return f"ledger.v1.{type(op).__name__}", record
 
 
@@ -442,6 +464,14 @@ def _operation_from_record(name: str, record: dict[str, Any]) -> Operation:
         )
     if cls is SetAccountStatus:
         return SetAccountStatus(account=record["account"], status=AccountStatus(record["status"]))
+    if cls is SetAccountPolicy:
+        return SetAccountPolicy(
+            **{
+                **record,
+                "key_ids": tuple(record["key_ids"]),
+                "counterparties": tuple(record["counterparties"]),
+            }
+        )
     return cast(Operation, cls(**record))
 
 
@@ -503,9 +533,34 @@ def decode_tx_body(
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
-    """The canonical Avro bytes of ``envelope``: a submission's Kafka message value."""
+    """The canonical Avro bytes of ``envelope``: a submission's Kafka message value.
+
+    Without cosigners it is a ``ledger.v1.Envelope``, byte for byte what every envelope was
+    before multi-signature; with them, a ``ledger.v1.MultiSignedEnvelope`` (the same fields,
+    then the cosigners).
+    """
     _encodable(_not_int32("Envelope.body_version", envelope.body_version))
-    return _encode(ENVELOPE_SCHEMA, _record(envelope, _ENVELOPE_FIELDS), "Envelope")
+    _encodable(_signers_problem(envelope))
+    record = {name: getattr(envelope, name) for name in _ENVELOPE_FIELDS if name != "cosigners"}
+    if not envelope.cosigners:
+        return _encode(ENVELOPE_SCHEMA, record, "Envelope")
+    record["cosigners"] = [
+        {"public_key": cosigner.public_key, "signature": cosigner.signature}
+        for cosigner in envelope.cosigners
+    ]
+    return _encode(MULTI_SIGNED_ENVELOPE_SCHEMA, record, "MultiSignedEnvelope")
+
+
+def _signers_problem(envelope: Envelope) -> str | None:
+    if len(envelope.cosigners) > limits.cosigners_max_count:
+        return (
+            f"MultiSignedEnvelope.cosigners: {len(envelope.cosigners)}, "
+            f"at most {limits.cosigners_max_count}"
+        )
+    keys = [envelope.public_key, *(cosigner.public_key for cosigner in envelope.cosigners)]
+    if len(set(keys)) != len(keys):
+        return "MultiSignedEnvelope: a key signs twice"
+    return None
 
 
 _public_key_bytes: Final = 32
@@ -517,7 +572,9 @@ def decode_envelope(raw: bytes) -> Envelope:
 
     Read by hand rather than by fastavro: every stage reads every envelope, and the layout is
     fixed (int, bytes, fixed 32, fixed 64). Minimal varints and an exact length make the
-    accepted bytes canonical by construction, so no re-encoding is needed (5x faster).
+    accepted bytes canonical by construction, so no re-encoding is needed (5x faster). Bytes
+    after the signature make it a ``MultiSignedEnvelope``: its cosigners follow, as one array
+    block of one or more (key, signature) pairs.
     """
     if len(raw) > limits.envelope_bytes_max:
         raise TooLarge(f"Envelope: {len(raw)} bytes, at most {limits.envelope_bytes_max}")
@@ -531,10 +588,50 @@ def decode_envelope(raw: bytes) -> Envelope:
         raise DecodeError(
             f"Envelope: {len(raw)} bytes do not hold a {length}-byte body, a key and a signature"
         )
-    if extra:
-        raise DecodeError(f"Envelope: {extra} trailing bytes after the record")
     key_end = body_end + _public_key_bytes
-    return Envelope(raw[position:body_end], raw[body_end:key_end], raw[key_end:], version)
+    signature_end = key_end + _signature_bytes
+    envelope = Envelope(
+        raw[position:body_end], raw[body_end:key_end], raw[key_end:signature_end], version
+    )
+    if not extra:
+        return envelope
+    envelope = dataclasses.replace(envelope, cosigners=_read_cosigners(raw, signature_end))
+    if problem := _signers_problem(envelope):
+        raise DecodeError(problem)
+    return envelope
+
+
+_cosigner_bytes: Final = _public_key_bytes + _signature_bytes
+
+
+def _read_cosigners(raw: bytes, position: int) -> tuple[Cosigner, ...]:
+    not_cosigners = DecodeError(
+        "Envelope: trailing bytes after the signature that are no cosigners (an envelope "
+        "without cosigners ends after its signature; cosigners are one array block)"
+    )
+    try:
+        count, position = _read_long(raw, position, "MultiSignedEnvelope.cosigners")
+    except DecodeError as exc:
+        raise not_cosigners from exc
+    if count < 1:  # an empty array would spell a plain Envelope a second way
+        raise not_cosigners
+    if count > limits.cosigners_max_count:
+        raise DecodeError(
+            f"MultiSignedEnvelope.cosigners: {count}, at most {limits.cosigners_max_count}"
+        )
+    end = position + count * _cosigner_bytes
+    if end + 1 != len(raw) or raw[end] != 0:
+        raise DecodeError(
+            f"MultiSignedEnvelope: the trailing bytes after the signature are not {count} "
+            "cosigners in one array block and nothing more"
+        )
+    return tuple(
+        Cosigner(
+            raw[start : start + _public_key_bytes],
+            raw[start + _public_key_bytes : start + _cosigner_bytes],
+        )
+        for start in range(position, end, _cosigner_bytes)
+    )
 
 
 def decode_submission(

@@ -22,6 +22,17 @@ roles_max_count = 4
 owned_accounts_max_count = 256
 """A key owning more accounts than this should be an admin key instead."""
 
+cosigners_max_count = 7
+"""Signers of one envelope besides the submitting one: 8 signatures in all cover any dual or
+treasury control, and each costs the verify stage and every witness a signature check."""
+
+policy_keys_max_count = 16
+"""Keys an account policy names (its n of k-of-n)."""
+
+policy_counterparties_max_count = 64
+"""Accounts an account policy allows money to go to; more is a list for a directory, not a
+policy."""
+
 asset_scale_max = 18
 """10**18 still fits int64, so one whole unit of any asset is representable."""
 

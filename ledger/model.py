@@ -102,6 +102,26 @@ class SetFinality:
     threshold: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetAccountPolicy:
+    """Who must sign to debit ``account``, and how much and to whom it may pay (admin only).
+
+    ``threshold`` of the keys in ``key_ids`` must sign a transaction that debits the account
+    (``high_threshold`` of them when it debits more than ``high_amount``: dual control for
+    large payments); one debit may not exceed ``max_amount``; money debited from it may go only
+    to ``counterparties`` (any account when empty). With a policy the named keys decide, not
+    the keys that own the account. ``threshold`` 0 with no keys and no limits removes the policy.
+    """
+
+    account: str
+    key_ids: tuple[str, ...]
+    threshold: int
+    high_threshold: int | None = None
+    high_amount: int | None = None
+    max_amount: int | None = None
+    counterparties: tuple[str, ...] = ()
+
+
 Operation = (
     OpenAccount
     | SetAccountStatus
@@ -114,6 +134,7 @@ Operation = (
     | Void
     | Attest
     | SetFinality
+    | SetAccountPolicy
 )
 
 OPERATION_TYPES: tuple[type, ...] = (
@@ -128,6 +149,7 @@ OPERATION_TYPES: tuple[type, ...] = (
     Void,
     Attest,
     SetFinality,
+    SetAccountPolicy,
 )
 """In the order of the Avro union: new operations go at the end."""
 
@@ -149,11 +171,28 @@ class TxBody:
 
 
 @dataclass(frozen=True, slots=True)
+class Cosigner:
+    """A further signer of an envelope: its key and its signature over the same body bytes."""
+
+    public_key: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
+    """``ledger.v1.Envelope``, or ``ledger.v1.MultiSignedEnvelope`` when it has cosigners."""
+
     body: bytes
     public_key: bytes
     signature: bytes
     body_version: int = 1
+    cosigners: tuple[Cosigner, ...] = ()
+
+    def signers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """(public key, signature) of every signer, the submitting one first."""
+        return ((self.public_key, self.signature),) + tuple(
+            (cosigner.public_key, cosigner.signature) for cosigner in self.cosigners
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +203,8 @@ class Tx:
     public_key: bytes
     key_id: str
     envelope_bytes: bytes
+    cosigners: tuple[tuple[str, bytes], ...] = ()
+    """(key_id, public key) of the envelope's further signers, in envelope order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,25 +34,28 @@ class RejectionCode(enum.IntEnum):
     DUPLICATE = 9  # this tx_id was accepted before, within the window
     UNKNOWN_KEY = 10  # the signing key was never registered
     KEY_REVOKED = 11  # the signing key was revoked in an earlier block
-    UNAUTHORIZED = 12  # the key may not do this operation on these accounts
+    UNAUTHORIZED = 12  # no signing key may do this operation on these accounts
+    TOO_FEW_SIGNATURES = 13  # a debited account's policy needs more of its keys to sign
+    OVER_POLICY_LIMIT = 14  # a debit above the account policy's per-transaction maximum
+    COUNTERPARTY_NOT_ALLOWED = 15  # money to an account the debited account's policy excludes
     # sequence stage: the operation
-    INVALID_OPERATION = 13  # well-formed but meaningless: bad role, scale, posting count, ...
-    ALREADY_EXISTS = 14  # account, asset or key already defined
-    UNKNOWN_ACCOUNT = 15
-    UNKNOWN_ASSET = 16
-    ACCOUNT_CLOSED = 17
-    ACCOUNT_FROZEN = 18
-    ASSET_MISMATCH = 19  # posting's asset differs from the account's
-    INVALID_AMOUNT = 20  # zero or wrongly signed amount
-    UNBALANCED = 21  # postings of an asset do not sum to zero
-    ACCOUNT_NOT_EMPTY = 22  # closing an account that has a balance or open holds
-    INSUFFICIENT_FUNDS = 23  # available balance would go below zero
-    LIMIT_EXCEEDED = 24  # balance would exceed the account's max_balance
-    OVERFLOW = 25  # a balance or sum would leave int64
-    HOLD_NOT_FOUND = 26
-    HOLD_EXPIRED = 27
-    HOLD_ALREADY_RESOLVED = 28
-    CAPTURE_EXCEEDS_HOLD = 29
+    INVALID_OPERATION = 16  # well-formed but meaningless: bad role, scale, posting count, ...
+    ALREADY_EXISTS = 17  # account, asset or key already defined
+    UNKNOWN_ACCOUNT = 18
+    UNKNOWN_ASSET = 19
+    ACCOUNT_CLOSED = 20
+    ACCOUNT_FROZEN = 21
+    ASSET_MISMATCH = 22  # posting's asset differs from the account's
+    INVALID_AMOUNT = 23  # zero or wrongly signed amount
+    UNBALANCED = 24  # postings of an asset do not sum to zero
+    ACCOUNT_NOT_EMPTY = 25  # closing an account that has a balance or open holds
+    INSUFFICIENT_FUNDS = 26  # available balance would go below zero
+    LIMIT_EXCEEDED = 27  # balance would exceed the account's max_balance
+    OVERFLOW = 28  # a balance or sum would leave int64
+    HOLD_NOT_FOUND = 29
+    HOLD_EXPIRED = 30
+    HOLD_ALREADY_RESOLVED = 31
+    CAPTURE_EXCEEDS_HOLD = 32
 
 
 class Stage(enum.Enum):

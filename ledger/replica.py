@@ -38,6 +38,9 @@ def tx_from_envelope(envelope_bytes: bytes, *, checked: bool = True) -> Tx:
         public_key=envelope.public_key,
         key_id=key_id(envelope.public_key),
         envelope_bytes=envelope_bytes,
+        cosigners=tuple(
+            (key_id(cosigner.public_key), cosigner.public_key) for cosigner in envelope.cosigners
+        ),
     )
 
 

@@ -218,12 +218,23 @@ def signature_ok(public_key: bytes, signature: bytes, body: bytes) -> bool:
     return message_signature_ok(public_key, signature, TX_SIGNATURE_DOMAIN + body)
 
 
+def bad_signer(envelope: Envelope) -> bytes | None:
+    """The public key of the first signer (submitting one first, then the cosigners) whose
+    signature does not cover the envelope's exact body bytes; None when every one does."""
+    message = TX_SIGNATURE_DOMAIN + envelope.body
+    if not message_signature_ok(envelope.public_key, envelope.signature, message):
+        return envelope.public_key
+    for cosigner in envelope.cosigners:
+        if not message_signature_ok(cosigner.public_key, cosigner.signature, message):
+            return cosigner.public_key
+    return None
+
+
 def verify_envelope(envelope: Envelope) -> None:
-    """Raise SignatureError unless the envelope's signature covers its exact body bytes."""
-    if not signature_ok(envelope.public_key, envelope.signature, envelope.body):
-        raise SignatureError(
-            f"signature by key {key_id(envelope.public_key)} does not verify over the body"
-        )
+    """Raise SignatureError unless every signature of the envelope covers its exact body."""
+    public_key = bad_signer(envelope)
+    if public_key is not None:
+        raise SignatureError(f"signature by key {key_id(public_key)} does not verify over the body")
 
 
 def build_tx_body(

@@ -36,6 +36,7 @@ from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.lifecycle import collect_less, run_or_exit
 from streams.rows import (
+    ACCOUNT_POLICIES,
     ACCOUNT_STATUSES,
     BALANCES,
     FINALITY_POLICIES,
@@ -136,6 +137,7 @@ STATEMENTS: Final[dict[Table, str]] = {
     ACCOUNT_STATUSES: _update_each(ACCOUNT_STATUSES),
     KEY_REVOCATIONS: _update_each(KEY_REVOCATIONS),
     FINALITY_POLICIES: _upsert_each(FINALITY_POLICIES),
+    ACCOUNT_POLICIES: _upsert_each(ACCOUNT_POLICIES),
     SNAPSHOTS: _upsert_each(SNAPSHOTS, "taken_at"),
     TRACKING: _upsert_each(TRACKING, "updated_at"),
 }

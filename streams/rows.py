@@ -19,6 +19,7 @@ from ledger.model import RejectionRecord
 from ledger.replica import AppliedBlock
 from ledger.state import (
     AccountOpened,
+    AccountPolicy,
     AccountStatusChanged,
     AssetDefined,
     Attested,
@@ -29,6 +30,7 @@ from ledger.state import (
     HoldResolved,
     KeyRegistered,
     KeyRevoked,
+    PolicySet,
     Posted,
 )
 
@@ -232,6 +234,41 @@ class FinalityPolicyRow(NamedTuple):
     set_height: int
 
 
+class AccountPolicyRow(NamedTuple):
+    """A row of ``ledger.account_policies``: an account's SetAccountPolicy in force (threshold 0
+    and no keys once removed)."""
+
+    ledger: str
+    account: str
+    key_ids: list[str]
+    threshold: int
+    high_threshold: int | None
+    high_amount: int | None
+    max_amount: int | None
+    counterparties: list[str]
+    set_height: int
+    set_seq: int
+
+
+def policy_row(
+    ledger: str, account: str, policy: AccountPolicy | None, height: int, seq: int
+) -> AccountPolicyRow:
+    if policy is None:  # removed: the row stays, with nothing required
+        return AccountPolicyRow(ledger, account, [], 0, None, None, None, [], height, seq)
+    return AccountPolicyRow(
+        ledger,
+        account,
+        sorted(policy.key_ids),
+        policy.threshold,
+        policy.high_threshold,
+        policy.high_amount,
+        policy.max_amount,
+        sorted(policy.counterparties),
+        height,
+        seq,
+    )
+
+
 class SnapshotRow(NamedTuple):
     """A row of ``ledger.replica_snapshots`` (``taken_at`` is the writing transaction's time)."""
 
@@ -289,6 +326,7 @@ KEY_REVOCATIONS = Table("keys", KeyRevocationRow, key=("ledger", "key_id"))
 HOLD_RESOLUTIONS = Table("holds", HoldResolutionRow, key=("ledger", "hold_id"))
 SNAPSHOTS = Table("replica_snapshots", SnapshotRow, key=("ledger",))
 FINALITY_POLICIES = Table("finality_policies", FinalityPolicyRow, key=("ledger",))
+ACCOUNT_POLICIES = Table("account_policies", AccountPolicyRow, key=("ledger", "account"))
 TRACKING = Table("tracking", TrackingRow, key=("processor", "stream"))
 
 
@@ -315,6 +353,7 @@ class Rows:
     tracking: dict[tuple[str, str], TrackingRow] = field(default_factory=dict)
     snapshots: dict[str, SnapshotRow] = field(default_factory=dict)
     finality_policies: dict[str, FinalityPolicyRow] = field(default_factory=dict)
+    account_policies: dict[tuple[str, str], AccountPolicyRow] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.blocks) + len(self.rejections)
@@ -341,6 +380,7 @@ class Rows:
             (ACCOUNT_STATUSES, self.account_statuses.values()),
             (KEY_REVOCATIONS, self.key_revocations.values()),
             (FINALITY_POLICIES, self.finality_policies.values()),
+            (ACCOUNT_POLICIES, self.account_policies.values()),
             (REJECTIONS, self.rejections),
             (SNAPSHOTS, self.snapshots.values()),
             (TRACKING, self.tracking.values()),
@@ -494,6 +534,10 @@ class Rows:
                 )
             case FinalitySet(threshold, _):
                 self.finality_policies[ledger] = FinalityPolicyRow(ledger, threshold, height)
+            case PolicySet(account, policy):
+                self.account_policies[(ledger, account)] = policy_row(
+                    ledger, account, policy, height, seq
+                )
             case Posted():
                 raise AssertionError("postings are numbered by the caller")
             case _:

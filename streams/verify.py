@@ -54,7 +54,7 @@ from ledger.settings import (
     VERIFIED_BATCH_HEADER,
     Settings,
 )
-from ledger.signing import key_id, signature_ok
+from ledger.signing import bad_signer, key_id
 from streams.lifecycle import collect_less, run_or_exit
 from streams.telemetry import SECONDS_BUCKETS
 
@@ -177,11 +177,9 @@ def _out_of_time(item: _Decoded, now_ms: int) -> RejectionRecord | None:
     return None
 
 
-def _signatures_ok(batch: Sequence[_Decoded]) -> list[bool]:
-    return [
-        signature_ok(item.envelope.public_key, item.envelope.signature, item.envelope.body)
-        for item in batch
-    ]
+def _bad_signers(batch: Sequence[_Decoded]) -> list[bytes | None]:
+    """Per envelope: the key of its first signature that does not verify, or None."""
+    return [bad_signer(item.envelope) for item in batch]
 
 
 async def verify_batch(
@@ -204,9 +202,9 @@ async def verify_batch(
     verdicts = await _check_signatures(in_time, executor)
     shard_index = {name: index for index, name in enumerate(shards)}
     per_shard: dict[int, list[VerifiedEntry]] = {}
-    for item, signature_valid in zip(in_time, verdicts, strict=True):
-        if not signature_valid:
-            detail = f"signature by key {key_id(item.envelope.public_key)} does not verify"
+    for item, failed_key in zip(in_time, verdicts, strict=True):
+        if failed_key is not None:
+            detail = f"signature by key {key_id(failed_key)} does not verify"
             rejections.append(_reject(item.submission, RejectionCode.BAD_SIGNATURE, detail, item))
             continue
         partition = shard_index.get(item.head.ledger)
@@ -246,16 +244,16 @@ def _batch_bounds(entries: Sequence[VerifiedEntry]) -> list[tuple[int, int]]:
 
 async def _check_signatures(
     decoded: Sequence[_Decoded], executor: ThreadPoolExecutor
-) -> list[bool]:
-    """Step 3."""
-    SIGNATURES_CHECKED.inc(len(decoded))
+) -> list[bytes | None]:
+    """Step 3: every signature of every envelope (``_bad_signers``)."""
+    SIGNATURES_CHECKED.inc(sum(1 + len(item.envelope.cosigners) for item in decoded))
     if len(decoded) < signature_chunk_min_count:
-        return _signatures_ok(decoded)
+        return _bad_signers(decoded)
     loop = asyncio.get_running_loop()
     chunk_size = -(-len(decoded) // signature_threads)
     chunks = [decoded[start : start + chunk_size] for start in range(0, len(decoded), chunk_size)]
     results = await asyncio.gather(
-        *(loop.run_in_executor(executor, _signatures_ok, chunk) for chunk in chunks)
+        *(loop.run_in_executor(executor, _bad_signers, chunk) for chunk in chunks)
     )
     return [verdict for chunk_result in results for verdict in chunk_result]
 

@@ -44,7 +44,7 @@ from ledger.kafka.clients import committed_reader, idempotent_producer, send_bat
 from ledger.model import Block, Cosignature, Evidence, Role
 from ledger.replica import Replica
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
-from ledger.signing import Signer, key_id, load_private_key, signature_ok
+from ledger.signing import Signer, bad_signer, key_id, load_private_key
 from ledger.witnessing import EvidenceKind, cosign, sign_evidence
 from streams.lifecycle import collect_less, run_or_exit
 from streams.telemetry import add_metrics_port_argument, serve_metrics
@@ -282,7 +282,7 @@ class Witness:
                 except DecodeError:
                     bad.append(raw)
                     continue
-                if not signature_ok(envelope.public_key, envelope.signature, envelope.body):
+                if bad_signer(envelope) is not None:
                     bad.append(raw)
             return bad
 

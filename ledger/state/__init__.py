@@ -27,11 +27,13 @@ from ledger.state.effects import (
     HoldResolved,
     KeyRegistered,
     KeyRevoked,
+    PolicySet,
     Posted,
 )
 from ledger.state.snapshot import restore, snapshot_bytes
 from ledger.state.state import (
     Account,
+    AccountPolicy,
     Asset,
     HoldRecord,
     HoldStatus,
@@ -45,6 +47,7 @@ __all__ = [
     "Accepted",
     "Account",
     "AccountOpened",
+    "AccountPolicy",
     "AccountStatusChanged",
     "Asset",
     "AssetDefined",
@@ -59,6 +62,7 @@ __all__ = [
     "Key",
     "KeyRegistered",
     "FinalitySet",
+    "PolicySet",
     "KeyRevoked",
     "Posted",
     "State",

@@ -24,6 +24,7 @@ from ledger.state.effects import (
     HoldResolved,
     KeyRegistered,
     KeyRevoked,
+    PolicySet,
     Posted,
 )
 from ledger.state.state import Account, Asset, HoldRecord, HoldStatus, Key, State, StateError
@@ -132,6 +133,8 @@ def _apply_rare(state: State, effect: Effect) -> None:
         state.keys[effect.key_id].revoked_at_ms = effect.revoked_at_ms
     elif isinstance(effect, FinalitySet):
         state.finality_threshold = effect.threshold
+    elif isinstance(effect, PolicySet):
+        state.accounts[effect.account].policy = effect.policy
     elif isinstance(effect, Attested | Posted):
         pass  # nothing to remember: attestations live in the blocks and the projection
     else:  # pragma: no cover - a new effect type without a writer is a bug

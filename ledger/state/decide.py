@@ -3,7 +3,8 @@
 Checks run in the precedence order of ``RejectionCode`` and the first failing one wins:
 
 1. time: VALIDITY_TOO_LONG, EXPIRED, NOT_YET_VALID; then DUPLICATE (replay window);
-2. identity: UNKNOWN_KEY, KEY_REVOKED (genesis bootstrap is the one exception, below);
+2. identity: UNKNOWN_KEY, KEY_REVOKED, for the submitting key then each cosigner (genesis
+   bootstrap is the one exception, below);
 3. the operation's own checks (``decide_admin``, ``decide_money``): UNAUTHORIZED first, then
    INVALID_OPERATION ... CAPTURE_EXCEEDS_HOLD. Each module documents where one operation must
    deviate (a Capture cannot be authorized before its hold is found).
@@ -27,6 +28,7 @@ from ledger.model import (
     OpenAccount,
     RegisterKey,
     RevokeKey,
+    SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
     Transfer,
@@ -52,6 +54,7 @@ _HANDLERS: dict[type, Callable[[State, Tx, Key, Any, int], Decision]] = {
     RevokeKey: decide_admin.decide_revoke_key,
     Attest: decide_admin.decide_attest,
     SetFinality: decide_admin.decide_set_finality,
+    SetAccountPolicy: decide_admin.decide_set_account_policy,
 }
 
 
@@ -91,6 +94,17 @@ def decide(state: State, tx: Tx, now_ms: int) -> Decision:
         return Rejected(
             RejectionCode.KEY_REVOKED, f"key {tx.key_id} was revoked at {key.revoked_at_ms} ms"
         )
+    for cosigner_id, public_key in tx.cosigners:  # every signer is a registered, live key
+        cosigner = state.keys.get(cosigner_id)
+        if cosigner is None or cosigner.public_key != public_key:
+            return Rejected(
+                RejectionCode.UNKNOWN_KEY, f"cosigning key {cosigner_id} is not registered"
+            )
+        if cosigner.revoked_at_ms is not None:
+            return Rejected(
+                RejectionCode.KEY_REVOKED,
+                f"cosigning key {cosigner_id} was revoked at {cosigner.revoked_at_ms} ms",
+            )
     handler = _HANDLERS.get(type(op))
     if handler is None:
         return Rejected(RejectionCode.INVALID_OPERATION, f"unknown operation {type(op).__name__}")

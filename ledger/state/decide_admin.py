@@ -22,6 +22,8 @@ from ledger.limits import (
     identifier_chars_max,
     int64_max,
     owned_accounts_max_count,
+    policy_counterparties_max_count,
+    policy_keys_max_count,
     roles_max_count,
 )
 from ledger.model import (
@@ -32,6 +34,7 @@ from ledger.model import (
     RegisterKey,
     RevokeKey,
     Role,
+    SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
     Tx,
@@ -46,8 +49,9 @@ from ledger.state.effects import (
     FinalitySet,
     KeyRegistered,
     KeyRevoked,
+    PolicySet,
 )
-from ledger.state.state import Key, State, key_id_of
+from ledger.state.state import AccountPolicy, Key, State, key_id_of
 
 ADMIN_ROLE = Role.ADMIN.value
 WITNESS_ROLE = Role.WITNESS.value
@@ -236,3 +240,77 @@ def decide_set_finality(
         )
     effects = (FinalitySet(op.threshold, state.finality_threshold),)
     return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_set_account_policy(
+    state: State, tx: Tx, key: Key, op: SetAccountPolicy, now_ms: int
+) -> Accepted | Rejected:
+    """Set or remove who must sign ``op.account``'s debits and its limits (admin only).
+
+    The named keys must be registered and live (UNKNOWN_KEY, KEY_REVOKED) and the allowed
+    counterparties must exist (UNKNOWN_ACCOUNT); the numbers must make sense
+    (INVALID_OPERATION): 1 <= threshold <= keys, threshold < high_threshold <= keys with a
+    positive high_amount (both or neither), a positive max_amount.
+    """
+    if (refused := _unauthorized_unless_admin(tx, key, "SetAccountPolicy")) is not None:
+        return refused
+    account = state.accounts.get(op.account)
+    if account is None:
+        return Rejected(RejectionCode.UNKNOWN_ACCOUNT, f"account {op.account} does not exist")
+    removing = op.threshold == 0 and not op.key_ids
+    if removing:
+        if op.high_threshold is not None or op.max_amount is not None or op.counterparties:
+            return Rejected(
+                RejectionCode.INVALID_OPERATION,
+                "a policy without keys (threshold 0, to remove it) cannot have limits",
+            )
+        if account.policy is None:
+            return Rejected(
+                RejectionCode.INVALID_OPERATION, f"account {op.account} has no policy to remove"
+            )
+        return Accepted(tx, now_ms, (PolicySet(op.account, None),), state.revision)
+    problem = _policy_problem(op)
+    if problem is not None:
+        return Rejected(RejectionCode.INVALID_OPERATION, problem)
+    for key_id in op.key_ids:
+        named = state.keys.get(key_id)
+        if named is None:
+            return Rejected(RejectionCode.UNKNOWN_KEY, f"policy key {key_id} is not registered")
+        if named.revoked:
+            return Rejected(RejectionCode.KEY_REVOKED, f"policy key {key_id} is revoked")
+    for counterparty in op.counterparties:
+        if counterparty not in state.accounts:
+            return Rejected(
+                RejectionCode.UNKNOWN_ACCOUNT, f"counterparty {counterparty} does not exist"
+            )
+    policy = AccountPolicy(
+        frozenset(op.key_ids),
+        op.threshold,
+        op.high_threshold,
+        op.high_amount,
+        op.max_amount,
+        frozenset(op.counterparties),
+    )
+    return Accepted(tx, now_ms, (PolicySet(op.account, policy),), state.revision)
+
+
+def _policy_problem(op: SetAccountPolicy) -> str | None:
+    keys = len(op.key_ids)
+    if keys > policy_keys_max_count or len(set(op.key_ids)) != keys:
+        return f"{keys} policy keys: at most {policy_keys_max_count}, each once"
+    if not 1 <= op.threshold <= keys:
+        return f"threshold {op.threshold} outside 1..{keys} (the keys named)"
+    if (op.high_threshold is None) != (op.high_amount is None):
+        return "high_threshold and high_amount go together"
+    if op.high_threshold is not None and not op.threshold < op.high_threshold <= keys:
+        return f"high_threshold {op.high_threshold} outside {op.threshold + 1}..{keys}"
+    if op.high_amount is not None and not 0 < op.high_amount <= int64_max:
+        return f"high_amount {op.high_amount} is not a positive amount"
+    if op.max_amount is not None and not 0 < op.max_amount <= int64_max:
+        return f"max_amount {op.max_amount} is not a positive amount"
+    counterparties = len(op.counterparties)
+    if counterparties > policy_counterparties_max_count:
+        return f"{counterparties} counterparties, at most {policy_counterparties_max_count}"
+    if len(set(op.counterparties)) != counterparties:
+        return "a counterparty appears twice"
+    return None

@@ -49,7 +49,7 @@ def decide_transfer(
     """
     postings = op.postings
     count = len(postings)
-    if count < postings_min_count or count > postings_max_count:
+    if count < postings_min_count or count > postings_max_count or tx.cosigners:
         return decide_transfer_ordered(state, tx, key, op, now_ms)
     owned = key.accounts
     known = state.accounts
@@ -74,7 +74,7 @@ def decide_transfer(
         balance = account.balance + amount
         available = balance - account.held
         if amount < 0:
-            if name not in owned or available < int64_min:
+            if name not in owned or account.policy is not None or available < int64_min:
                 break
             if available < 0 and not account.allow_negative:
                 break
@@ -97,18 +97,75 @@ def decide_transfer(
     return decide_transfer_ordered(state, tx, key, op, now_ms)
 
 
+def authority_rejection(
+    state: State,
+    tx: Tx,
+    key: Key,
+    debits: list[tuple[str, int]],
+    credited: list[str],
+) -> Rejected | None:
+    """Whether the signers may debit these accounts, in precedence order; None if they may.
+
+    ``debits`` are (account, amount debited, positive) and ``credited`` the accounts the money
+    goes to. An account without a policy needs a signer that owns it (UNAUTHORIZED); one with a
+    policy needs enough of the policy's keys among the signers (TOO_FEW_SIGNATURES), a debit
+    within its maximum (OVER_POLICY_LIMIT) and only allowed counterparties
+    (COUNTERPARTY_NOT_ALLOWED). Each check covers every debit before the next one starts.
+    """
+    accounts = state.accounts
+    policies = []
+    signers = [key, *(state.keys[cosigner_id] for cosigner_id, _ in tx.cosigners)]
+    for name, amount in debits:
+        account = accounts.get(name)
+        policy = account.policy if account is not None else None
+        if policy is None:
+            if not any(name in signer.accounts for signer in signers):
+                detail = (
+                    f"none of the signing keys owns debited account {name}"
+                    if tx.cosigners
+                    else f"key {tx.key_id} does not own debited account {name}"
+                )
+                return Rejected(RejectionCode.UNAUTHORIZED, detail)
+        else:
+            policies.append((name, amount, policy))
+    signed = {tx.key_id, *(cosigner_id for cosigner_id, _ in tx.cosigners)}
+    for name, amount, policy in policies:
+        required = policy.required(amount)
+        approved = len(signed & policy.key_ids)
+        if approved < required:
+            return Rejected(
+                RejectionCode.TOO_FEW_SIGNATURES,
+                f"account {name} needs {required} of its {len(policy.key_ids)} policy keys "
+                f"to debit {amount}; {approved} signed",
+            )
+    for name, amount, policy in policies:
+        if policy.max_amount is not None and amount > policy.max_amount:
+            return Rejected(
+                RejectionCode.OVER_POLICY_LIMIT,
+                f"account {name} may pay at most {policy.max_amount} in one transaction, "
+                f"not {amount}",
+            )
+    for name, _, policy in policies:
+        if policy.counterparties:
+            for payee in credited:
+                if payee not in policy.counterparties:
+                    return Rejected(
+                        RejectionCode.COUNTERPARTY_NOT_ALLOWED,
+                        f"account {name} may not pay {payee} (not among its counterparties)",
+                    )
+    return None
+
+
 def decide_transfer_ordered(
     state: State, tx: Tx, key: Key, op: Transfer, now_ms: int
 ) -> Accepted | Rejected:
     """The Transfer checks one at a time, in precedence order (the reference for the fast pass)."""
     postings = op.postings
-    owned = key.accounts
-    for posting in postings:
-        if posting.amount < 0 and posting.account not in owned:
-            return Rejected(
-                RejectionCode.UNAUTHORIZED,
-                f"key {tx.key_id} does not own debited account {posting.account}",
-            )
+    debits = [(posting.account, -posting.amount) for posting in postings if posting.amount < 0]
+    credited = [posting.account for posting in postings if posting.amount > 0]
+    refused = authority_rejection(state, tx, key, debits, credited)
+    if refused is not None:
+        return refused
     count = len(postings)
     if count < postings_min_count or count > postings_max_count:
         return Rejected(
@@ -221,10 +278,9 @@ def _accounts_status_rejection(
 def decide_hold(state: State, tx: Tx, key: Key, op: Hold, now_ms: int) -> Accepted | Rejected:
     """Reserve ``amount`` of the payer's available funds for the payee until ``expires_at_ms``."""
     hold_id = tx.body.tx_id
-    if op.payer not in key.accounts:
-        return Rejected(
-            RejectionCode.UNAUTHORIZED, f"key {tx.key_id} does not own payer {op.payer}"
-        )
+    refused = authority_rejection(state, tx, key, [(op.payer, op.amount)], [op.payee])
+    if refused is not None:
+        return refused
     if op.payer == op.payee:
         return Rejected(RejectionCode.INVALID_OPERATION, "payer and payee are the same account")
     if op.expires_at_ms <= now_ms:

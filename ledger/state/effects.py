@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.model import AccountStatus, Tx
-from ledger.state.state import HoldStatus
+from ledger.state.state import AccountPolicy, HoldStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +118,14 @@ class FinalitySet:
     previous: int
 
 
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """``account``'s policy is now ``policy`` (None: removed, its owners' keys decide again)."""
+
+    account: str
+    policy: AccountPolicy | None
+
+
 Effect = (
     Posted
     | BalanceChanged
@@ -130,6 +138,7 @@ Effect = (
     | HoldResolved
     | Attested
     | FinalitySet
+    | PolicySet
 )
 
 

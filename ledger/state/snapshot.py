@@ -21,9 +21,9 @@ from ledger.codec import schema_json
 from ledger.errors import DecodeError
 from ledger.model import AccountStatus
 from ledger.state import replay_window
-from ledger.state.state import Account, Asset, HoldRecord, HoldStatus, Key, State
+from ledger.state.state import Account, AccountPolicy, Asset, HoldRecord, HoldStatus, Key, State
 
-snapshot_version = 4
+snapshot_version = 5
 """4: the finality policy (``finality_threshold``).
 3: the replay window as columns in expiry order (``replay_window``): 16 bytes and a little a
 tx_id instead of 24, and restored without a Python loop per tx_id or a sort.
@@ -32,7 +32,12 @@ tx_id instead of 24, and restored without a Python loop per tx_id or a sort.
 _RECENT_ENTRY_V2 = struct.Struct(">16sq")
 _SCHEMA_JSON = schema_json("Snapshot")
 _SCHEMA = fastavro.parse_schema(_SCHEMA_JSON)
-_LAST_FIELD_BY_VERSION = {2: "recent_tx_ids", 3: "replay_window", 4: "finality_threshold"}
+_LAST_FIELD_BY_VERSION = {
+    2: "recent_tx_ids",
+    3: "replay_window",
+    4: "finality_threshold",
+    5: "account_policies",
+}
 """Each version's last field: its writer schema is the current one cut after it."""
 _VERSION_SCHEMA = fastavro.parse_schema(
     {
@@ -105,6 +110,19 @@ def snapshot_bytes(state: State) -> bytes:
         "recent_tx_ids": b"",
         "replay_window": replay_window.pack(state.recent_tx_ids),
         "finality_threshold": state.finality_threshold,
+        "account_policies": [
+            {
+                "account": name,
+                "key_ids": sorted(account.policy.key_ids),
+                "threshold": account.policy.threshold,
+                "high_threshold": account.policy.high_threshold,
+                "high_amount": account.policy.high_amount,
+                "max_amount": account.policy.max_amount,
+                "counterparties": sorted(account.policy.counterparties),
+            }
+            for name, account in sorted(state.accounts.items())
+            if account.policy is not None
+        ],
     }
     buffer = io.BytesIO()
     fastavro.schemaless_writer(
@@ -154,6 +172,18 @@ def restore(data: bytes) -> State:
             row["creator_key_id"],
             HoldStatus(row["status"]),
             row["captured_amount"],
+        )
+    for row in record["account_policies"]:
+        account = state.accounts.get(row["account"])
+        if account is None:
+            raise DecodeError(f"snapshot policy of account {row['account']}, which it lacks")
+        account.policy = AccountPolicy(
+            frozenset(row["key_ids"]),
+            row["threshold"],
+            row["high_threshold"],
+            row["high_amount"],
+            row["max_amount"],
+            frozenset(row["counterparties"]),
         )
     if record["snapshot_version"] == 2:
         _restore_recent_version_2(state, record["recent_tx_ids"])

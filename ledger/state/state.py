@@ -32,6 +32,28 @@ class HoldStatus(enum.Enum):
     EXPIRED = "EXPIRED"
 
 
+@dataclass(frozen=True, slots=True)
+class AccountPolicy:
+    """An account's signing policy (``ledger.model.SetAccountPolicy``), as the state keeps it."""
+
+    key_ids: frozenset[str]
+    threshold: int
+    high_threshold: int | None = None
+    high_amount: int | None = None
+    max_amount: int | None = None
+    counterparties: frozenset[str] = frozenset()
+
+    def required(self, debit: int) -> int:
+        """Policy keys that must sign a debit of ``debit`` (a positive amount)."""
+        if (
+            self.high_amount is not None
+            and self.high_threshold is not None
+            and debit > self.high_amount
+        ):
+            return self.high_threshold
+        return self.threshold
+
+
 @dataclass(slots=True)
 class Account:
     """One account: it holds exactly one asset.
@@ -46,6 +68,8 @@ class Account:
     allow_negative: bool
     balance: int = 0
     held: int = 0
+    policy: AccountPolicy | None = None
+    """Who must sign its debits, and its limits; None: any key that owns it."""
 
     @property
     def available(self) -> int:

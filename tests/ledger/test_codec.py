@@ -586,6 +586,7 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         RegisterKey,
         RevokeKey,
         SetAccountStatus,
+        SetAccountPolicy,
         SetFinality,
         Transfer,
         Void,
@@ -603,6 +604,7 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         Void(bytes(16)),
         Attest(bytes(32)),
         SetFinality(2),
+        SetAccountPolicy("a", ("0" * 32, "1" * 32), 1, 2, 1_000, None, ("b",)),
     ]
     assert [type(op) for op in operations] == list(OPERATION_TYPES)
     for memo in (None, "a memo"):

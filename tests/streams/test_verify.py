@@ -12,7 +12,7 @@ import streams.verify
 from ledger import codec, limits
 from ledger.errors import DecodeError
 from ledger.model import Attest, Envelope, RejectionRecord, TxBody
-from ledger.signing import Signer, build_tx_body, signature_ok
+from ledger.signing import Signer, bad_signer, build_tx_body
 from streams.verify import (
     Forward,
     Submission,
@@ -63,13 +63,13 @@ async def verify(
 def signature_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """The bodies whose signature the verify stage checked, in the order it checked them."""
     checked: list[bytes] = []
-    real = signature_ok
+    real = bad_signer
 
-    def counting(public_key: bytes, signature: bytes, body: bytes) -> bool:
-        checked.append(body)
-        return real(public_key, signature, body)
+    def counting(envelope: Envelope) -> bytes | None:
+        checked.append(envelope.body)
+        return real(envelope)
 
-    monkeypatch.setattr(streams.verify, "signature_ok", counting)
+    monkeypatch.setattr(streams.verify, "bad_signer", counting)
     yield checked
 
 

@@ -3,6 +3,7 @@ its blocks so that any test can replay them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from ledger.model import (
     Operation,
     Posting,
     RegisterKey,
+    SetAccountPolicy,
     Transfer,
     Tx,
     TxBody,
@@ -143,6 +145,24 @@ def replay(blocks: list[tuple[int, list[Tx]]]) -> State:
             assert isinstance(decision, Accepted), decision
             apply(state, decision)
     return state
+
+
+def cosigned(tx: Tx, *keys: FakeKey) -> Tx:
+    """``tx`` with ``keys`` as its cosigners (what a multi-signed envelope gives the sequencer)."""
+    return dataclasses.replace(tx, cosigners=tuple((key.key_id, key.public_key) for key in keys))
+
+
+def treasury_policy(
+    ledger: Ledger, account: str = "alice-usd", **limits: object
+) -> SetAccountPolicy:
+    """A 1-of-{ALICE, CAROL} policy on ``account``, 2 of them above 1,000 by default; accepted."""
+    policy = SetAccountPolicy(
+        account,
+        (ALICE.key_id, CAROL.key_id),
+        **{"threshold": 1, "high_threshold": 2, "high_amount": 1_000, **limits},  # type: ignore[arg-type]
+    )
+    ledger.accept(ADMIN, policy)
+    return policy
 
 
 def pay(source: str, target: str, asset: str, amount: int) -> Transfer:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from support_state import ADMIN, ALICE, BOB, ISSUER, STRANGER, Ledger, pay, standard_ledger
+from support_state import (
+    ADMIN,
+    ALICE,
+    BOB,
+    CAROL,
+    ISSUER,
+    STRANGER,
+    Ledger,
+    cosigned,
+    pay,
+    standard_ledger,
+    treasury_policy,
+)
 
 from ledger.limits import clock_skew_ms_max, int64_max, validity_window_ms_max
 from ledger.model import (
@@ -105,6 +117,37 @@ def test_unauthorized() -> None:
     """Bob cannot spend from Alice's account."""
     ledger = standard_ledger()
     assert ledger.reject(BOB, pay("alice-usd", "bob-usd", "USD", 1)) is (RejectionCode.UNAUTHORIZED)
+
+
+@reaches(RejectionCode.TOO_FEW_SIGNATURES)
+def test_too_few_signatures() -> None:
+    """Above its policy's high_amount, alice-usd needs both ALICE and CAROL: one is refused."""
+    ledger = standard_ledger()
+    treasury_policy(ledger)
+    large = pay("alice-usd", "bob-usd", "USD", 1_001)
+    assert ledger.reject(ALICE, large) is RejectionCode.TOO_FEW_SIGNATURES
+    ledger.submit_tx(cosigned(ledger.tx(ALICE, large), CAROL))
+    assert ledger.balance("bob-usd") == (1_001, 0)
+
+
+@reaches(RejectionCode.OVER_POLICY_LIMIT)
+def test_over_policy_limit() -> None:
+    """However many sign, one debit may not exceed the policy's max_amount."""
+    ledger = standard_ledger()
+    treasury_policy(ledger, max_amount=5_000)
+    large = ledger.tx(ALICE, pay("alice-usd", "bob-usd", "USD", 5_001))
+    assert ledger.reject_tx(cosigned(large, CAROL)) is RejectionCode.OVER_POLICY_LIMIT
+
+
+@reaches(RejectionCode.COUNTERPARTY_NOT_ALLOWED)
+def test_counterparty_not_allowed() -> None:
+    """alice-usd may pay bob-usd only: a payment to carol-usd is refused."""
+    ledger = standard_ledger()
+    treasury_policy(ledger, counterparties=("bob-usd",))
+    assert ledger.reject(ALICE, pay("alice-usd", "carol-usd", "USD", 5)) is (
+        RejectionCode.COUNTERPARTY_NOT_ALLOWED
+    )
+    ledger.accept(ALICE, pay("alice-usd", "bob-usd", "USD", 5))
 
 
 @reaches(RejectionCode.INVALID_OPERATION)
