@@ -22,6 +22,8 @@ class Role(enum.Enum):
     ADMIN = "admin"  # account, asset and key operations
     SEALER = "sealer"  # signs block seals
     WITNESS = "witness"  # co-signs blocks it verified and replayed (ledger.witnessing)
+    OPERATOR = "operator"  # freezes and unfreezes accounts, nothing else beyond its accounts
+    AUDITOR = "auditor"  # attests documents; owns no account and is in no policy: moves no money
 
 
 @dataclass(frozen=True, slots=True)

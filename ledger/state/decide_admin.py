@@ -1,7 +1,9 @@
 """Decisions on accounts, assets, keys and attestations (everything but money).
 
-All of these but Attest need a key with the "admin" role (UNAUTHORIZED otherwise). Per
-operation, the checks follow ``RejectionCode`` precedence except where a check needs an object
+All of these but Attest need a key with the "admin" role (UNAUTHORIZED otherwise), except
+that an "operator" key may freeze and unfreeze (not close) accounts. An "auditor" key has no
+other role, owns no account and may be named by no account policy: it attests and moves no
+money. Per operation, the checks follow ``RejectionCode`` precedence except where a check needs an object
 that an earlier one looks up:
 
 - SetAccountStatus: UNKNOWN_ACCOUNT, ACCOUNT_CLOSED (nothing leaves CLOSED), then
@@ -55,6 +57,8 @@ from ledger.state.state import AccountPolicy, Key, State, key_id_of
 
 ADMIN_ROLE = Role.ADMIN.value
 WITNESS_ROLE = Role.WITNESS.value
+OPERATOR_ROLE = Role.OPERATOR.value
+AUDITOR_ROLE = Role.AUDITOR.value
 KNOWN_ROLES = frozenset(role.value for role in Role)
 public_key_bytes = 32
 digest_bytes = 32
@@ -96,8 +100,13 @@ def decide_set_account_status(
     state: State, tx: Tx, key: Key, op: SetAccountStatus, now_ms: int
 ) -> Accepted | Rejected:
     """Freeze, unfreeze or close. Frozen accounts neither send nor receive; closed ones never
-    come back, and only an account with balance 0 and nothing held may close."""
-    if (refused := _unauthorized_unless_admin(tx, key, "SetAccountStatus")) is not None:
+    come back, and only an account with balance 0 and nothing held may close. An operator key
+    may freeze and unfreeze; closing takes an admin."""
+    operating = OPERATOR_ROLE in key.roles and op.status is not _CLOSED
+    if (
+        not operating
+        and (refused := _unauthorized_unless_admin(tx, key, "SetAccountStatus")) is not None
+    ):
         return refused
     account = state.accounts.get(op.account)
     if account is None:
@@ -170,6 +179,11 @@ def _register(state: State, tx: Tx, op: RegisterKey, now_ms: int) -> Accepted | 
         return Rejected(
             RejectionCode.INVALID_OPERATION,
             f"owned accounts must be distinct and at most {owned_accounts_max_count}",
+        )
+    if AUDITOR_ROLE in roles and (accounts or roles != {AUDITOR_ROLE}):
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            "an auditor key has no other role and owns no account: it moves no money",
         )
     key_id = key_id_of(op.public_key)
     if key_id in state.keys:
@@ -278,6 +292,8 @@ def decide_set_account_policy(
             return Rejected(RejectionCode.UNKNOWN_KEY, f"policy key {key_id} is not registered")
         if named.revoked:
             return Rejected(RejectionCode.KEY_REVOKED, f"policy key {key_id} is revoked")
+        if AUDITOR_ROLE in named.roles:
+            return Rejected(RejectionCode.INVALID_OPERATION, f"policy key {key_id} is an auditor's")
     for counterparty in op.counterparties:
         if counterparty not in state.accounts:
             return Rejected(

@@ -16,6 +16,7 @@ from support_state import (
     STRANGER,
     FakeKey,
     Ledger,
+    cosigned,
     pay,
     standard_ledger,
 )
@@ -30,6 +31,7 @@ from ledger.model import (
     Operation,
     Posting,
     RevokeKey,
+    SetAccountPolicy,
     SetAccountStatus,
     Transfer,
     Tx,
@@ -142,6 +144,19 @@ def payments(draw: st.DrawFn) -> tuple[FakeKey, Transfer]:
     return draw(spenders), op
 
 
+policies = st.builds(
+    SetAccountPolicy,
+    account_names,
+    st.lists(st.sampled_from([key.key_id for key in KEYS]), max_size=3, unique=True).map(tuple),
+    st.integers(0, 3),
+    st.none() | st.integers(1, 3),
+    st.none() | st.integers(1, 2_000),
+    st.none() | st.integers(1, 3_000),
+    st.lists(account_names, max_size=2, unique=True).map(tuple),
+)
+"""Account policies, valid or not: k of up to 3 keys, limits, counterparties."""
+
+
 @st.composite
 def submissions(draw: st.DrawFn) -> Submit:
     kind = draw(
@@ -180,6 +195,7 @@ def submissions(draw: st.DrawFn) -> Submit:
             st.builds(SetAccountStatus, account_names, st.sampled_from(list(AccountStatus))),
             st.builds(OpenAccount, st.sampled_from(("dave-usd", "erin-bond")), asset_names),
             st.builds(RevokeKey, st.sampled_from([key.key_id for key in KEYS])),
+            policies,
         )
     )
     return Submit(
@@ -367,12 +383,16 @@ def owner_payments(draw: st.DrawFn) -> tuple[FakeKey, Transfer]:
 @property_settings
 @given(
     history=steps,
-    probes=st.lists(payments() | owner_payments(), min_size=1, max_size=20),
+    probes=st.lists(
+        st.tuples(payments() | owner_payments(), st.lists(keys, max_size=2, unique=True)),
+        min_size=1,
+        max_size=20,
+    ),
     whale=st.integers(0, 3_000) | st.none(),
 )
 def test_fast_transfer_path_agrees_with_ordered_checks(
     history: list[Advance | Submit | Resubmit],
-    probes: list[tuple[FakeKey, Transfer]],
+    probes: list[tuple[tuple[FakeKey, Transfer], list[FakeKey]]],
     whale: int | None,
 ) -> None:
     """The one-pass Transfer decision equals the check-by-check reference on any input, also
@@ -384,10 +404,11 @@ def test_fast_transfer_path_agrees_with_ordered_checks(
         amount = min(int64_max - bob.balance, issuer.balance - issuer.held - int64_min) - whale
         ledger.submit(ISSUER, pay("usd-issuer", "bob-usd", "USD", amount))
     state = ledger.state
-    for signer, op in probes:
+    for (signer, op), cosigners in probes:
         key = state.keys.get(signer.key_id)
-        if key is None:
-            continue
-        tx = ledger.tx(signer, op)
+        helpers = [cosigner for cosigner in cosigners if cosigner != signer]
+        if key is None or any(cosigner.key_id not in state.keys for cosigner in helpers):
+            continue  # decide refuses these before the Transfer checks
+        tx = cosigned(ledger.tx(signer, op), *helpers)
         fast = decide_transfer(state, tx, key, op, ledger.now_ms)
         assert fast == decide_transfer_ordered(state, tx, key, op, ledger.now_ms)
