@@ -56,6 +56,7 @@ from ledger.model import (
     SetFinality,
     Transfer,
     TxBody,
+    UpdateKey,
     VerifiedBatch,
     VerifiedEntry,
 )
@@ -319,6 +320,7 @@ _IDENTIFIER_FIELDS: Final[dict[type, tuple[str, ...]]] = {
     Hold: ("payer", "payee", "asset"),
     Attest: ("algorithm",),
     SetAccountPolicy: ("account",),
+    UpdateKey: ("key_id",),
 }
 """String fields of each operation that name something: at most identifier_chars_max each."""
 
@@ -369,6 +371,15 @@ def shape_problem(body: TxBody) -> str | None:
         return _not_int32("DefineAsset.scale", op.scale)
     elif isinstance(op, SetFinality):
         return _not_int32("SetFinality.threshold", op.threshold)
+    elif isinstance(op, UpdateKey):
+        count = len(op.accounts)
+        if problem := _count_outside(
+            "UpdateKey.accounts", count, 0, limits.owned_accounts_max_count
+        ):
+            return problem
+        for index, value in enumerate(op.accounts):
+            if len(value) > identifier_max:
+                return _too_long(f"UpdateKey.accounts[{index}]", value, identifier_max)
     elif isinstance(op, SetAccountPolicy):
         for name, items, count_max in (
             ("key_ids", op.key_ids, limits.policy_keys_max_count),
@@ -447,6 +458,8 @@ def _operation_record(op: Operation) -> tuple[str, dict[str, Any]]:
     elif isinstance(op, SetAccountPolicy):
         record["key_ids"] = list(op.key_ids)
         record["counterparties"] = list(op.counterparties)
+    elif isinstance(op, UpdateKey):
+        record["accounts"] = list(op.accounts)
     return f"ledger.v1.{type(op).__name__}", record
 
 
@@ -464,6 +477,8 @@ def _operation_from_record(name: str, record: dict[str, Any]) -> Operation:
         )
     if cls is SetAccountStatus:
         return SetAccountStatus(account=record["account"], status=AccountStatus(record["status"]))
+    if cls is UpdateKey:
+        return UpdateKey(record["key_id"], tuple(record["accounts"]), record["successor"])
     if cls is SetAccountPolicy:
         return SetAccountPolicy(
             **{

@@ -16,6 +16,11 @@ class SignatureError(LedgerError):
     """A signature or seal that does not verify."""
 
 
+class SigningError(LedgerError):
+    """A signature that may not be added to an envelope: its key signed it already, or the
+    envelope carries as many signatures as it may."""
+
+
 class ProofError(LedgerError):
     """A Merkle inclusion or consistency proof that does not hold."""
 

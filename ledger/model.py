@@ -124,6 +124,21 @@ class SetAccountPolicy:
     counterparties: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateKey:
+    """Change the accounts a key owns and, with ``successor``, hand the key over (admin only).
+
+    ``accounts`` are what the key (or its successor) owns from now on. ``successor``: a new
+    public key that takes over the key's roles, those accounts and its seats in account
+    policies, while the old key is revoked, all in this one transaction; None: only the
+    accounts change. The sealer's key is rotated by the sealer itself, not by this operation.
+    """
+
+    key_id: str
+    accounts: tuple[str, ...]
+    successor: bytes | None = None
+
+
 Operation = (
     OpenAccount
     | SetAccountStatus
@@ -137,6 +152,7 @@ Operation = (
     | Attest
     | SetFinality
     | SetAccountPolicy
+    | UpdateKey
 )
 
 OPERATION_TYPES: tuple[type, ...] = (
@@ -152,6 +168,7 @@ OPERATION_TYPES: tuple[type, ...] = (
     Attest,
     SetFinality,
     SetAccountPolicy,
+    UpdateKey,
 )
 """In the order of the Avro union: new operations go at the end."""
 

@@ -1,16 +1,21 @@
 """Ed25519 signatures over the exact bytes of a transaction body, and keys at rest.
 
 signature = Ed25519(private key, ``TX_SIGNATURE_DOMAIN`` + body bytes). Verifiers check the body
-bytes they received and never re-encode: two encoders may disagree, a signature may not.
+bytes they received and never re-encode: two encoders may disagree, a signature may not. An
+envelope may carry further signatures over the same body bytes (cosigners, for account policies
+that need several keys): ``Signer.sign(body, cosigners=...)`` signs with several keys at once,
+``add_signature`` adds one to an envelope signed elsewhere (signatures collected offline).
 Private keys live in PKCS#8 PEM files encrypted with a passphrase.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -23,8 +28,8 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
 from ledger import codec, limits
-from ledger.errors import KeyFileError, SignatureError
-from ledger.model import Envelope, Operation, TxBody
+from ledger.errors import KeyFileError, SignatureError, SigningError
+from ledger.model import Cosigner, Envelope, Operation, TxBody
 
 TX_SIGNATURE_DOMAIN: Final = b"ledger.v1.tx\x00"
 """Prefix of every signed body, so a transaction signature can never pass as another message's."""
@@ -94,16 +99,46 @@ class Signer:
         """The raw Ed25519 signature of ``message``, no domain prefix: seals of block hashes."""
         return self._private_key.sign(message)
 
-    def sign_body(self, body: bytes, body_version: int = codec.CURRENT_BODY_VERSION) -> Envelope:
-        """An envelope carrying ``body`` exactly as given, signed by this key."""
-        signature = self._private_key.sign(TX_SIGNATURE_DOMAIN + body)
+    def sign_body(
+        self,
+        body: bytes,
+        body_version: int = codec.CURRENT_BODY_VERSION,
+        *,
+        cosigners: Sequence[Signer] = (),
+    ) -> Envelope:
+        """An envelope carrying ``body`` exactly as given, signed by this key (the submitting
+        signer) and then by each of ``cosigners`` over the same bytes.
+
+        SigningError, before anything is signed, when a key appears twice or there are more
+        than ``limits.cosigners_max_count`` cosigners.
+        """
+        public_keys = [self.public_key, *(cosigner.public_key for cosigner in cosigners)]
+        if len(set(public_keys)) != len(public_keys):
+            twice = next(key for key in public_keys if public_keys.count(key) > 1)
+            raise SigningError(f"key {key_id(twice)} is given twice; each key signs once")
+        if len(cosigners) > limits.cosigners_max_count:
+            raise SigningError(
+                f"{len(cosigners)} cosigners: an envelope carries at most "
+                f"{limits.cosigners_max_count} besides the submitting signer"
+            )
         return Envelope(
-            body=body, public_key=self.public_key, signature=signature, body_version=body_version
+            body=body,
+            public_key=self.public_key,
+            signature=self._private_key.sign(TX_SIGNATURE_DOMAIN + body),
+            body_version=body_version,
+            cosigners=tuple(cosigner.cosignature(body) for cosigner in cosigners),
         )
 
-    def sign(self, tx_body: TxBody) -> bytes:
-        """The encoded Envelope of ``tx_body`` signed by this key: a submission's message value."""
-        return codec.encode_envelope(self.sign_body(codec.encode_tx_body(tx_body)))
+    def sign(self, tx_body: TxBody, *, cosigners: Sequence[Signer] = ()) -> bytes:
+        """The encoded Envelope of ``tx_body`` signed by this key and then by ``cosigners``: a
+        submission's message value (a plain Envelope without cosigners)."""
+        return codec.encode_envelope(
+            self.sign_body(codec.encode_tx_body(tx_body), cosigners=cosigners)
+        )
+
+    def cosignature(self, body: bytes) -> Cosigner:
+        """This key's signature of ``body`` as a further signer of its envelope."""
+        return Cosigner(self.public_key, self._private_key.sign(TX_SIGNATURE_DOMAIN + body))
 
     def encrypted_pem(self, passphrase: bytes) -> bytes:
         """The private key as PKCS#8 PEM, encrypted with ``passphrase``."""
@@ -235,6 +270,33 @@ def verify_envelope(envelope: Envelope) -> None:
     public_key = bad_signer(envelope)
     if public_key is not None:
         raise SignatureError(f"signature by key {key_id(public_key)} does not verify over the body")
+
+
+def add_signature(envelope: Envelope, signer: Signer) -> Envelope:
+    """``envelope`` with ``signer``'s signature over the same body bytes added as a cosigner.
+
+    Signatures collected offline: the submitting signer makes the envelope
+    (``Signer.sign_body``), each further signer adds theirs with this function, in any order, and
+    anyone publishes the result. Decode the body first (``codec.decode_tx_body(envelope.body,
+    envelope.body_version)``) to see what you approve.
+
+    1. every signature already on the envelope must cover its body, else SignatureError naming
+       the first key that does not: a body changed after it was signed, or a forged signature,
+       would get the envelope refused whoever else signs it, so it is found before signing;
+    2. ``signer`` must not be among its signers, and the envelope must have room for one more
+       cosigner (``limits.cosigners_max_count``), else SigningError.
+    """
+    verify_envelope(envelope)
+    if signer.public_key in {public_key for public_key, _ in envelope.signers()}:
+        raise SigningError(f"key {signer.key_id} already signed this envelope")
+    if len(envelope.cosigners) >= limits.cosigners_max_count:
+        raise SigningError(
+            f"the envelope already carries {len(envelope.cosigners)} cosigners, the most it may "
+            f"({limits.cosigners_max_count} besides the submitting signer)"
+        )
+    return dataclasses.replace(
+        envelope, cosigners=(*envelope.cosigners, signer.cosignature(envelope.body))
+    )
 
 
 def build_tx_body(

@@ -28,6 +28,7 @@ from ledger.state import (
     FinalitySet,
     HoldOpened,
     HoldResolved,
+    KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
@@ -215,6 +216,14 @@ class KeyRevocationRow(NamedTuple):
     revoked_height: int
 
 
+class KeyAccountsRow(NamedTuple):
+    """The ``accounts`` of a row of ``ledger.keys`` after an UpdateKey."""
+
+    ledger: str
+    key_id: str
+    accounts: list[str]
+
+
 class HoldResolutionRow(NamedTuple):
     """How a row of ``ledger.holds`` was resolved."""
 
@@ -323,6 +332,7 @@ REJECTIONS = Table(
 BALANCES = Table("balances", BalanceRow, key=("ledger", "account"))
 ACCOUNT_STATUSES = Table("accounts", AccountStatusRow, key=("ledger", "account"))
 KEY_REVOCATIONS = Table("keys", KeyRevocationRow, key=("ledger", "key_id"))
+KEY_ACCOUNTS = Table("keys", KeyAccountsRow, key=("ledger", "key_id"))
 HOLD_RESOLUTIONS = Table("holds", HoldResolutionRow, key=("ledger", "hold_id"))
 SNAPSHOTS = Table("replica_snapshots", SnapshotRow, key=("ledger",))
 FINALITY_POLICIES = Table("finality_policies", FinalityPolicyRow, key=("ledger",))
@@ -349,6 +359,7 @@ class Rows:
     balances: dict[tuple[str, str], BalanceRow] = field(default_factory=dict)
     account_statuses: dict[tuple[str, str], AccountStatusRow] = field(default_factory=dict)
     key_revocations: dict[tuple[str, str], KeyRevocationRow] = field(default_factory=dict)
+    key_accounts: dict[tuple[str, str], KeyAccountsRow] = field(default_factory=dict)
     hold_resolutions: dict[tuple[str, bytes], HoldResolutionRow] = field(default_factory=dict)
     tracking: dict[tuple[str, str], TrackingRow] = field(default_factory=dict)
     snapshots: dict[str, SnapshotRow] = field(default_factory=dict)
@@ -379,6 +390,7 @@ class Rows:
             (HOLD_RESOLUTIONS, self.hold_resolutions.values()),
             (ACCOUNT_STATUSES, self.account_statuses.values()),
             (KEY_REVOCATIONS, self.key_revocations.values()),
+            (KEY_ACCOUNTS, self.key_accounts.values()),
             (FINALITY_POLICIES, self.finality_policies.values()),
             (ACCOUNT_POLICIES, self.account_policies.values()),
             (REJECTIONS, self.rejections),
@@ -506,6 +518,8 @@ class Rows:
                 )
             case KeyRevoked(key_id, _):
                 self.key_revocations[(ledger, key_id)] = KeyRevocationRow(ledger, key_id, height)
+            case KeyAccountsChanged(key_id, accounts):
+                self.key_accounts[(ledger, key_id)] = KeyAccountsRow(ledger, key_id, list(accounts))
             case HoldOpened(hold_id, payer, payee, asset, amount, expires_at_ms, _):
                 self.holds.append(
                     HoldRow(

@@ -1,4 +1,5 @@
-"""``ledger keygen`` and ``ledger init``: keys encrypted at rest, and a ledger's block 0."""
+"""``ledger keygen``, ``ledger key-info`` and ``ledger init``: keys encrypted at rest, and a
+ledger's block 0."""
 
 from __future__ import annotations
 
@@ -25,15 +26,14 @@ passphrase_option = click.option(
 )
 
 
-def read_passphrase(variable: str, confirm: bool = False) -> bytes:
+def read_passphrase(variable: str, confirm: bool = False, prompt: str = "Key passphrase") -> bytes:
+    """The passphrase in environment variable ``variable``, else asked for on a terminal."""
     value = os.environ.get(variable)
     if value:
         return value.encode()
     if not click.get_text_stream("stdin").isatty():
         raise ConfigError(f"no passphrase: set {variable} (or run on a terminal to be prompted)")
-    return str(
-        click.prompt("Key passphrase", hide_input=True, confirmation_prompt=confirm)
-    ).encode()
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)).encode()
 
 
 @cli.command()
@@ -58,6 +58,21 @@ def keygen(out_path: Path, force: bool, passphrase_env: str, as_json: bool) -> N
         json.dumps(result)
         if as_json
         else f"key {signer.key_id}\npublic key {signer.public_key.hex()}\nwritten to {out_path}"
+    )
+
+
+@cli.command("key-info")
+@click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
+@passphrase_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def key_info(key_file: Path, passphrase_env: str, as_json: bool) -> None:
+    """The key id and public key of an encrypted key file (what a policy or a registration names)."""
+    signer = load_private_key(key_file, read_passphrase(passphrase_env))
+    result = {"key_id": signer.key_id, "public_key": signer.public_key.hex(), "file": str(key_file)}
+    click.echo(
+        json.dumps(result)
+        if as_json
+        else f"key {signer.key_id}\npublic key {signer.public_key.hex()}"
     )
 
 

@@ -1,12 +1,15 @@
-"""``ledger submit OPERATION``: sign one transaction with a key file and publish it.
+"""``ledger submit OPERATION``: sign one transaction with key files and publish it.
 
-1. load the signing key (encrypted at rest; passphrase from --passphrase-env or a prompt);
+1. load the signing keys (encrypted at rest; passphrases from --passphrase-env or prompts): the
+   first --key submits, every further one cosigns (account policies that need several keys);
 2. build the operation and its body (new tx_id, valid from now for --validity-s);
 3. publish it with ``Publisher`` and, with --wait (the default), wait for its outcome: sealed
-   (height and seq, exit 0) or refused (code and detail, exit 1).
+   (height and seq, exit 0) or refused (code and detail, exit 1). With --envelope-out, write the
+   signed envelope to a file instead, for more signatures collected offline (``ledger sign``)
+   and ``ledger submit envelope FILE``, which publishes it and waits the same way.
 
 The tx_id is printed first, in hex, whatever happens next: it is the idempotency key and what
-``ledger proof`` asks for.
+``ledger proof`` asks for. Admin operations are in ``ledger.cli.submit_admin``.
 """
 
 from __future__ import annotations
@@ -22,23 +25,27 @@ from typing import Any
 
 import click
 
-from ledger import limits, signing
+from ledger import codec, limits, signing
 from ledger.cli import cli
 from ledger.cli.chain import DEFAULT_LEDGER, hex_option_callback, quiet_kafka_logs
-from ledger.cli.keys import passphrase_option, read_passphrase
+from ledger.cli.envelope_file import (
+    checked_envelope_file,
+    signer_ids,
+    utc,
+    write_envelope_file,
+)
+from ledger.cli.keys import DEFAULT_PASSPHRASE_ENV, read_passphrase
 from ledger.crossshard import Destination, destination_memo
 from ledger.errors import ConfigError, InfraError, LedgerError
 from ledger.model import (
     Attest,
     Capture,
+    Envelope,
     Hold,
     Operation,
     Posting,
-    RegisterKey,
-    RevokeKey,
-    Role,
-    SetFinality,
     Transfer,
+    TxBody,
     Void,
 )
 from ledger.settings import Settings
@@ -60,27 +67,79 @@ class TransactionRefused(LedgerError):
 class Common:
     """What every submit subcommand shares."""
 
-    key_file: Path
-    passphrase_env: str
+    key_files: tuple[Path, ...]
+    passphrase_envs: tuple[str, ...]
     ledger: str
     memo: str | None
     external_ref: str | None
     validity_s: int
+    envelope_out: Path | None
     wait: bool
     timeout_s: float
     as_json: bool
 
+    @classmethod
+    def pop_from(cls, arguments: dict[str, Any]) -> Common:
+        """The shared options, taken out of a command's keyword ``arguments``."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: arguments.pop(name) for name in list(arguments) if name in names})
 
-def _common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+
+signers_max_count = 1 + limits.cosigners_max_count
+"""--key at most this often: the submitting key and every cosigner an envelope may carry."""
+
+_outcome_options = [
+    click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Wait for the outcome (sealed or refused), or return once Kafka has it.",
+    ),
+    click.option(
+        "--timeout-s",
+        type=click.FloatRange(min=1, max=600),
+        default=default_wait_timeout_s,
+        show_default=True,
+        help="Longest wait for the outcome.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+]
+
+
+def _with_options(
+    function: Callable[..., Any], options: list[Callable[..., Any]]
+) -> Callable[..., Any]:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def outcome_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--wait/--no-wait, --timeout-s and --json: what publishing a prepared envelope takes."""
+    return _with_options(function, _outcome_options)
+
+
+def submit_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every operation: keys, body fields, --envelope-out, and the outcome's."""
     options = [
         click.option(
             "--key",
-            "key_file",
+            "key_files",
             type=click.Path(dir_okay=False, path_type=Path),
+            multiple=True,
             required=True,
-            help="Encrypted key file that signs (from `ledger keygen`).",
+            help="Encrypted key file that signs (from `ledger keygen`). Repeat for more "
+            f"signatures (at most {signers_max_count}): the first key submits, the others cosign.",
         ),
-        passphrase_option,
+        click.option(
+            "--passphrase-env",
+            "passphrase_envs",
+            multiple=True,
+            default=(DEFAULT_PASSPHRASE_ENV,),
+            show_default=True,
+            help="Environment variable holding the key passphrase: once for every --key, or "
+            "once per --key in the same order (prompted when unset on a terminal).",
+        ),
         click.option(
             "--ledger", default=DEFAULT_LEDGER, show_default=True, help="Ledger (shard) name."
         ),
@@ -95,38 +154,47 @@ def _common_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(1, limits.validity_window_ms_max // 1000),
             default=60,
             show_default=True,
-            help="Seconds the transaction stays valid; after that it is refused as EXPIRED.",
+            help="Seconds the transaction stays valid (to collect signatures offline too); "
+            "after that it is refused as EXPIRED.",
         ),
         click.option(
-            "--wait/--no-wait",
-            default=True,
-            show_default=True,
-            help="Wait for the outcome (sealed or refused), or return once Kafka has it.",
+            "--envelope-out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the signed envelope to this file instead of publishing it: add "
+            "signatures with `ledger sign`, publish it with `ledger submit envelope`.",
         ),
-        click.option(
-            "--timeout-s",
-            type=click.FloatRange(min=1, max=600),
-            default=default_wait_timeout_s,
-            show_default=True,
-            help="Longest wait for the outcome.",
-        ),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+        *_outcome_options,
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return _with_options(function, options)
 
 
-def _common(arguments: dict[str, Any]) -> Common:
-    names = Common.__dataclass_fields__
-    return Common(**{name: arguments.pop(name) for name in list(arguments) if name in names})
+# ---- signing and publishing ----------------------------------------------------------------
 
 
-# ---- publishing ----------------------------------------------------------------------------
+def load_signers(common: Common) -> list[signing.Signer]:
+    """The --key files in order, each unlocked with its --passphrase-env (or the one given)."""
+    key_files, variables = common.key_files, common.passphrase_envs
+    if len(key_files) > signers_max_count:
+        raise click.UsageError(f"--key {len(key_files)} times: at most {signers_max_count}")
+    if len(variables) not in (1, len(key_files)):
+        raise click.UsageError(
+            f"give --passphrase-env once, or once per --key ({len(key_files)} times)"
+        )
+    if len(variables) == 1:
+        variables = variables * len(key_files)
+    several = len(key_files) > 1
+    return [
+        signing.load_private_key(
+            path,
+            read_passphrase(variable, prompt=f"Passphrase of {path}" if several else "Key passphrase"),
+        )
+        for path, variable in zip(key_files, variables, strict=True)
+    ]
 
 
-def _submit(common: Common, op: Operation) -> None:
-    signer = signing.load_private_key(common.key_file, read_passphrase(common.passphrase_env))
+def submit_operation(common: Common, op: Operation) -> None:
+    """Sign ``op`` with every --key, then publish it or write it to --envelope-out."""
+    submitter, *cosigners = load_signers(common)
     try:
         body = signing.build_tx_body(
             common.ledger,
@@ -135,17 +203,52 @@ def _submit(common: Common, op: Operation) -> None:
             memo=common.memo,
             external_ref=common.external_ref,
         )
-        envelope = signer.sign(body)
+        envelope = submitter.sign_body(codec.encode_tx_body(body), cosigners=cosigners)
+        raw = codec.encode_envelope(envelope)
     except ValueError as exc:  # codec.EncodeError is a ValueError too
         raise click.UsageError(f"invalid transaction: {' '.join(str(exc).split())}") from exc
+    if common.envelope_out is not None:
+        _prepared(common.envelope_out, envelope, body, common.as_json)
+        return
+    publish_and_report(raw, body.tx_id, common.wait, common.timeout_s, common.as_json)
+
+
+def _prepared(path: Path, envelope: Envelope, body: TxBody, as_json: bool) -> None:
+    write_envelope_file(path, envelope)
+    signers = signer_ids(envelope)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "tx_id": body.tx_id.hex(),
+                    "status": "prepared",
+                    "file": str(path),
+                    "signers": signers,
+                    "expires_at_ms": body.expires_at_ms,
+                }
+            )
+        )
+        return
+    click.echo(f"tx {body.tx_id.hex()}")
+    click.echo(
+        f"prepared, not published: {path}, signed by {len(signers)} "
+        f"key{'s' if len(signers) > 1 else ''}, valid until {utc(body.expires_at_ms)}"
+    )
+
+
+def publish_and_report(
+    envelope: bytes, tx_id: bytes, wait: bool, timeout_s: float, as_json: bool
+) -> None:
+    """Publish one encoded envelope, wait for its outcome with ``wait``, print it."""
     quiet_kafka_logs()
     settings = Settings.from_env()
-    result = asyncio.run(_publish(settings.kafka_bootstrap_servers, envelope, common))
-    result = {"tx_id": body.tx_id.hex(), **result}
-    _report(result, common.as_json)
+    result = asyncio.run(_publish(settings.kafka_bootstrap_servers, envelope, wait, timeout_s))
+    _report({"tx_id": tx_id.hex(), **result}, as_json)
 
 
-async def _publish(bootstrap_servers: str, envelope: bytes, common: Common) -> dict[str, Any]:
+async def _publish(
+    bootstrap_servers: str, envelope: bytes, wait: bool, timeout_s: float
+) -> dict[str, Any]:
     from ledger.client.publisher import Publisher, Sealed
 
     publisher = Publisher(bootstrap_servers, client_id="ledger-cli-submit")
@@ -156,10 +259,10 @@ async def _publish(bootstrap_servers: str, envelope: bytes, common: Common) -> d
             raise InfraError(
                 f"cannot reach Kafka at {bootstrap_servers} within {connect_timeout_s:.0f} s"
             ) from exc
-        if not common.wait:
+        if not wait:
             receipt = await asyncio.wait_for(publisher.submit(envelope), connect_timeout_s)
             return {"status": "submitted", "partition": receipt.partition, "offset": receipt.offset}
-        [outcome] = await publisher.submit_and_wait([envelope], timeout_s=common.timeout_s)
+        [outcome] = await publisher.submit_and_wait([envelope], timeout_s=timeout_s)
     except TimeoutError as exc:
         raise InfraError(f"Kafka at {bootstrap_servers} did not acknowledge in time") from exc
     finally:
@@ -208,7 +311,23 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 
 @cli.group()
 def submit() -> None:
-    """Sign a transaction with a key file and publish it (waits for the outcome by default)."""
+    """Sign a transaction with key files and publish it (waits for the outcome by default), or
+    write it to a file for more signatures (--envelope-out), or publish such a file (envelope).
+    """
+
+
+@submit.command("envelope")
+@click.argument(
+    "envelope_path", metavar="ENVELOPE_FILE", type=click.Path(dir_okay=False, path_type=Path)
+)
+@outcome_options
+def publish_envelope(envelope_path: Path, wait: bool, timeout_s: float, as_json: bool) -> None:
+    """Publish a prepared envelope (from --envelope-out, cosigned with `ledger sign`) as it is.
+
+    Its signatures must hold and it must not have expired: checked here before publishing.
+    """
+    prepared = checked_envelope_file(envelope_path)
+    publish_and_report(prepared.raw, prepared.body.tx_id, wait, timeout_s, as_json)
 
 
 def _posting(text: str) -> Posting:
@@ -240,7 +359,7 @@ def _posting(text: str) -> Posting:
     help="With the shortcut: --to is an account of this other shard (a cross-shard transfer: "
     "held here, cleared by the coordinator, credited there, or refunded).",
 )
-@_common_options
+@submit_options
 def transfer(
     postings: tuple[str, ...],
     from_account: str | None,
@@ -251,7 +370,7 @@ def transfer(
     **arguments: Any,
 ) -> None:
     """Move money: --posting legs, or --from A --to B --asset X --amount N [--to-ledger L]."""
-    common = _common(arguments)
+    common = Common.pop_from(arguments)
     if to_ledger is not None and to_ledger != common.ledger:
         if postings or None in (from_account, to_account, asset, amount):
             raise click.UsageError("--to-ledger needs --from --to --asset --amount")
@@ -270,7 +389,7 @@ def transfer(
         raise click.UsageError(
             "give --posting (twice or more) or all of --from --to --asset --amount"
         )
-    _submit(common, Transfer(legs))
+    submit_operation(common, Transfer(legs))
 
 
 @submit.command()
@@ -284,14 +403,14 @@ def transfer(
     required=True,
     help="Seconds until the hold expires and the funds return to the payer.",
 )
-@_common_options
+@submit_options
 def hold(
     payer: str, payee: str, asset: str, amount: int, expires_in_s: int, **arguments: Any
 ) -> None:
     """Reserve funds for a payee until captured, voided or expired (hold id = this tx_id)."""
-    common = _common(arguments)
+    common = Common.pop_from(arguments)
     expires_at_ms = time.time_ns() // 1_000_000 + expires_in_s * 1000
-    _submit(common, Hold(payer, payee, asset, amount, expires_at_ms))
+    submit_operation(common, Hold(payer, payee, asset, amount, expires_at_ms))
 
 
 hold_option = click.option(
@@ -306,18 +425,18 @@ hold_option = click.option(
 @submit.command()
 @hold_option
 @click.option("--amount", type=click.IntRange(min=1), help="Capture part of it (default: all).")
-@_common_options
+@submit_options
 def capture(hold_id: bytes, amount: int | None, **arguments: Any) -> None:
     """Pay out all or part of a hold to its payee."""
-    _submit(_common(arguments), Capture(hold_id, amount))
+    submit_operation(Common.pop_from(arguments), Capture(hold_id, amount))
 
 
 @submit.command()
 @hold_option
-@_common_options
+@submit_options
 def void(hold_id: bytes, **arguments: Any) -> None:
     """Cancel a hold: its funds return to the payer."""
-    _submit(_common(arguments), Void(hold_id))
+    submit_operation(Common.pop_from(arguments), Void(hold_id))
 
 
 def _file_digest(path: Path) -> bytes:
@@ -345,63 +464,16 @@ def _file_digest(path: Path) -> bytes:
     callback=hex_option_callback(32, "--digest"),
     help="SHA-256 digest to anchor (64 hex digits), instead of --file.",
 )
-@_common_options
+@submit_options
 def attest(document: Path | None, digest: bytes | None, **arguments: Any) -> None:
     """Anchor a document's SHA-256 digest in the ledger: proof of existence, no money moves."""
-    common = _common(arguments)
+    common = Common.pop_from(arguments)
     if (document is None) == (digest is None):
         raise click.UsageError("give exactly one of --file and --digest")
     if document is not None:
         digest = _file_digest(document)
     assert digest is not None
-    _submit(common, Attest(digest, "sha256"))
-
-
-# ---- admin operations: keys and the finality policy ------------------------------------------
-
-
-@submit.command("register-key")
-@click.option(
-    "--public-key",
-    required=True,
-    callback=hex_option_callback(signing.public_key_bytes, "--public-key"),
-    help="The new key's Ed25519 public key (64 hex digits).",
-)
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    type=click.Choice([role.value for role in Role]),
-    help="A role of the key (repeat for several): admin, sealer, witness.",
-)
-@click.option("--account", "accounts", multiple=True, help="An account the key may spend from.")
-@_common_options
-def register_key(
-    public_key: bytes, roles: tuple[str, ...], accounts: tuple[str, ...], **arguments: Any
-) -> None:
-    """Register a key (admin only): its roles and the accounts it may spend from."""
-    _submit(_common(arguments), RegisterKey(public_key, roles, accounts))
-
-
-@submit.command("revoke-key")
-@click.option("--key-id", required=True, help="The key's id (32 hex digits).")
-@_common_options
-def revoke_key(key_id: str, **arguments: Any) -> None:
-    """Revoke a key for good (admin only): it signs nothing after this block."""
-    _submit(_common(arguments), RevokeKey(key_id))
-
-
-@submit.command("set-finality")
-@click.option(
-    "--threshold",
-    required=True,
-    type=click.IntRange(min=0),
-    help="Registered witnesses that must co-sign a block for it to be final (0: final when sealed).",
-)
-@_common_options
-def set_finality(threshold: int, **arguments: Any) -> None:
-    """Set the ledger's finality policy (admin only; at most the registered witnesses)."""
-    _submit(_common(arguments), SetFinality(threshold))
+    submit_operation(common, Attest(digest, "sha256"))
 
 
 cross_shard_hold_validity_ms = 10 * 60_000
@@ -419,11 +491,15 @@ def _transfer_across(
 
     if common.memo is not None:
         raise click.UsageError("a cross-shard transfer's memo names its destination: drop --memo")
+    if common.envelope_out is not None:
+        raise click.UsageError(
+            "a cross-shard transfer is published and followed at once: drop --envelope-out"
+        )
     settings = Settings.from_env()
     if destination.ledger not in settings.shards:
         raise ConfigError(f"--to-ledger {destination.ledger!r} is not in LEDGER_SHARDS")
     clearing = asyncio.run(issuer_account(settings.database_url, common.ledger, asset))
-    signer = signing.load_private_key(common.key_file, read_passphrase(common.passphrase_env))
+    submitter, *cosigners = load_signers(common)
     now_ms = int(time.time() * 1000)
     hold = Hold(payer, clearing, asset, amount, now_ms + cross_shard_hold_validity_ms)
     body = signing.build_tx_body(
@@ -438,7 +514,7 @@ def _transfer_across(
     result = asyncio.run(
         transfer_across(
             settings.kafka_bootstrap_servers,
-            signer.sign(body),
+            submitter.sign(body, cosigners=cosigners),
             body.tx_id,
             completion_wait_s=common.timeout_s * 2,
         )

@@ -22,6 +22,7 @@ from ledger.state.effects import (
     FinalitySet,
     HoldOpened,
     HoldResolved,
+    KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
@@ -131,6 +132,8 @@ def _apply_rare(state: State, effect: Effect) -> None:
         )
     elif isinstance(effect, KeyRevoked):
         state.keys[effect.key_id].revoked_at_ms = effect.revoked_at_ms
+    elif isinstance(effect, KeyAccountsChanged):
+        state.keys[effect.key_id].accounts = frozenset(effect.accounts)
     elif isinstance(effect, FinalitySet):
         state.finality_threshold = effect.threshold
     elif isinstance(effect, PolicySet):

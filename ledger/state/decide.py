@@ -33,6 +33,7 @@ from ledger.model import (
     SetFinality,
     Transfer,
     Tx,
+    UpdateKey,
     Void,
 )
 from ledger.rejections import Rejected, RejectionCode
@@ -55,6 +56,7 @@ _HANDLERS: dict[type, Callable[[State, Tx, Key, Any, int], Decision]] = {
     Attest: decide_admin.decide_attest,
     SetFinality: decide_admin.decide_set_finality,
     SetAccountPolicy: decide_admin.decide_set_account_policy,
+    UpdateKey: decide_admin.decide_update_key,
 }
 
 

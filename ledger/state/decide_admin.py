@@ -18,6 +18,8 @@ that an earlier one looks up:
 
 from __future__ import annotations
 
+import dataclasses
+
 from ledger.limits import (
     asset_scale_max,
     finality_threshold_max,
@@ -40,6 +42,7 @@ from ledger.model import (
     SetAccountStatus,
     SetFinality,
     Tx,
+    UpdateKey,
 )
 from ledger.rejections import Rejected, RejectionCode
 from ledger.state.effects import (
@@ -48,7 +51,9 @@ from ledger.state.effects import (
     AccountStatusChanged,
     AssetDefined,
     Attested,
+    Effect,
     FinalitySet,
+    KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
@@ -57,6 +62,7 @@ from ledger.state.state import AccountPolicy, Key, State, key_id_of
 
 ADMIN_ROLE = Role.ADMIN.value
 WITNESS_ROLE = Role.WITNESS.value
+SEALER_ROLE = Role.SEALER.value
 OPERATOR_ROLE = Role.OPERATOR.value
 AUDITOR_ROLE = Role.AUDITOR.value
 KNOWN_ROLES = frozenset(role.value for role in Role)
@@ -329,4 +335,71 @@ def _policy_problem(op: SetAccountPolicy) -> str | None:
         return f"{counterparties} counterparties, at most {policy_counterparties_max_count}"
     if len(set(op.counterparties)) != counterparties:
         return "a counterparty appears twice"
+    return None
+
+
+def decide_update_key(
+    state: State, tx: Tx, key: Key, op: UpdateKey, now_ms: int
+) -> Accepted | Rejected:
+    """Change what a key owns and, with a successor, rotate it (see ``ledger.model.UpdateKey``).
+
+    The key must exist and be live (UNKNOWN_KEY, KEY_REVOKED); the accounts must be distinct,
+    at most owned_accounts_max_count and exist (UNKNOWN_ACCOUNT); an auditor key owns none and
+    the sealer's key is not rotated this way (INVALID_OPERATION); the successor is a new 32-byte
+    key (INVALID_OPERATION, ALREADY_EXISTS).
+    """
+    if (refused := _unauthorized_unless_admin(tx, key, "UpdateKey")) is not None:
+        return refused
+    target = state.keys.get(op.key_id)
+    if target is None:
+        return Rejected(RejectionCode.UNKNOWN_KEY, f"key {op.key_id} is not registered")
+    if target.revoked:
+        return Rejected(RejectionCode.KEY_REVOKED, f"key {op.key_id} is revoked")
+    accounts = frozenset(op.accounts)
+    if len(accounts) != len(op.accounts) or len(accounts) > owned_accounts_max_count:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"owned accounts must be distinct and at most {owned_accounts_max_count}",
+        )
+    if accounts and AUDITOR_ROLE in target.roles:
+        return Rejected(RejectionCode.INVALID_OPERATION, "an auditor key owns no account")
+    owned = tuple(sorted(accounts))
+    if op.successor is None:
+        if accounts == target.accounts:
+            return Rejected(
+                RejectionCode.INVALID_OPERATION, f"key {op.key_id} already owns exactly these"
+            )
+        refused = _unknown_account(state, owned)
+        if refused is not None:
+            return refused
+        return Accepted(tx, now_ms, (KeyAccountsChanged(op.key_id, owned),), state.revision)
+    if SEALER_ROLE in target.roles:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            "the sealer key is not rotated by UpdateKey: blocks are verified against it",
+        )
+    if len(op.successor) != public_key_bytes:
+        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
+    successor_id = key_id_of(op.successor)
+    if successor_id in state.keys:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {successor_id} already registered")
+    refused = _unknown_account(state, owned)
+    if refused is not None:
+        return refused
+    effects: list[Effect] = [
+        KeyRegistered(successor_id, op.successor, tuple(sorted(target.roles)), owned),
+        KeyRevoked(op.key_id, now_ms),
+    ]
+    for name, account in sorted(state.accounts.items()):
+        policy = account.policy
+        if policy is not None and op.key_id in policy.key_ids:
+            seats = (policy.key_ids - {op.key_id}) | {successor_id}
+            effects.append(PolicySet(name, dataclasses.replace(policy, key_ids=seats)))
+    return Accepted(tx, now_ms, tuple(effects), state.revision)
+
+
+def _unknown_account(state: State, accounts: tuple[str, ...]) -> Rejected | None:
+    for account in accounts:
+        if account not in state.accounts:
+            return Rejected(RejectionCode.UNKNOWN_ACCOUNT, f"account {account} does not exist")
     return None

@@ -79,6 +79,14 @@ class KeyRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyAccountsChanged:
+    """``key_id`` owns ``accounts`` from now on."""
+
+    key_id: str
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class HoldOpened:
     """A new hold named ``hold_id`` (the tx_id of its Hold transaction), reserved on the payer."""
 
@@ -134,6 +142,7 @@ Effect = (
     | AssetDefined
     | KeyRegistered
     | KeyRevoked
+    | KeyAccountsChanged
     | HoldOpened
     | HoldResolved
     | Attested

@@ -585,10 +585,11 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         Posting,
         RegisterKey,
         RevokeKey,
-        SetAccountStatus,
         SetAccountPolicy,
+        SetAccountStatus,
         SetFinality,
         Transfer,
+        UpdateKey,
         Void,
     )
 
@@ -605,6 +606,7 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         Attest(bytes(32)),
         SetFinality(2),
         SetAccountPolicy("a", ("0" * 32, "1" * 32), 1, 2, 1_000, None, ("b",)),
+        UpdateKey("0" * 32, ("a",), bytes(32)),
     ]
     assert [type(op) for op in operations] == list(OPERATION_TYPES)
     for memo in (None, "a memo"):

@@ -9,6 +9,7 @@ from support_state import (
     BOB,
     CAROL,
     STRANGER,
+    FakeKey,
     cosigned,
     pay,
     replay,
@@ -23,6 +24,7 @@ from ledger.model import (
     RegisterKey,
     SetAccountPolicy,
     SetAccountStatus,
+    UpdateKey,
 )
 from ledger.rejections import RejectionCode
 from ledger.state import restore, snapshot_bytes
@@ -131,4 +133,38 @@ def test_an_auditor_attests_and_moves_no_money() -> None:
     )
     assert ledger.reject(auditor, SetAccountStatus("bob-usd", AccountStatus.FROZEN)) is (
         RejectionCode.UNAUTHORIZED
+    )
+
+
+def test_update_key_changes_what_a_key_owns() -> None:
+    ledger = standard_ledger()
+    ledger.accept(ADMIN, UpdateKey(BOB.key_id, ("bob-usd", "carol-usd")))
+    assert ledger.state.keys[BOB.key_id].accounts == {"bob-usd", "carol-usd"}
+    assert ledger.reject(BOB, pay("bob-bond", "alice-bond", "BOND", 1)) is (
+        RejectionCode.UNAUTHORIZED
+    )
+    assert ledger.reject(ADMIN, UpdateKey(BOB.key_id, ("nobody",))) is RejectionCode.UNKNOWN_ACCOUNT
+    assert ledger.reject(ADMIN, UpdateKey(STRANGER.key_id, ())) is RejectionCode.UNKNOWN_KEY
+    assert ledger.reject(BOB, UpdateKey(BOB.key_id, ())) is RejectionCode.UNAUTHORIZED
+
+
+def test_rotation_hands_roles_accounts_and_policy_seats_to_the_successor() -> None:
+    """ALICE's key is rotated to a successor in one transaction: the old key signs nothing more,
+    the successor spends alice's accounts and sits in alice-usd's policy in her place; a
+    replay from the blocks and a snapshot reach the same state."""
+    ledger = standard_ledger()
+    treasury_policy(ledger)
+    successor = FakeKey.named("alice-2")
+    ledger.accept(ADMIN, UpdateKey(ALICE.key_id, ("alice-usd", "alice-bond"), successor.public_key))
+    assert ledger.reject(ALICE, pay("alice-usd", "bob-usd", "USD", 1)) is RejectionCode.KEY_REVOKED
+    ledger.accept(successor, pay("alice-usd", "bob-usd", "USD", 1))
+    policy = ledger.state.accounts["alice-usd"].policy
+    assert policy is not None and policy.key_ids == {successor.key_id, CAROL.key_id}
+    big = ledger.tx(successor, pay("alice-usd", "bob-usd", "USD", 2_000))
+    ledger.submit_tx(cosigned(big, CAROL))
+    assert ledger.balance("bob-usd") == (2_001, 0)
+    assert replay(ledger.blocks) == ledger.state
+    assert restore(snapshot_bytes(ledger.state)) == ledger.state
+    assert ledger.reject(ADMIN, UpdateKey(BOB.key_id, (), successor.public_key)) is (
+        RejectionCode.ALREADY_EXISTS
     )
