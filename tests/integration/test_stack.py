@@ -50,9 +50,14 @@ def test_second_up_is_a_no_op(settings: Settings) -> None:
 
 
 def test_down_stops_everything_it_started(isolated_env: dict[str, str]) -> None:
-    """up then down on a separate stack leaves none of its processes running; the supervisor
-    goes first, so that it restarts nothing down stops."""
+    """up then down on a separate stack leaves none of its processes running; a second up
+    starts a supervisor that is missing; down stops the supervisor first, so that it restarts
+    nothing down stops."""
     assert run_ledger("up", env=isolated_env).returncode == 0
+    supervisor_pid_file = Path(isolated_env["LEDGER_DATA_DIR"]) / "workers" / "supervisor.pid"
+    assert process.stop(supervisor_pid_file, 10.0)
+    again = run_ledger("up", env=isolated_env)  # the workers run: only the supervisor is missing
+    assert again.stdout.strip() == "started: supervisor", (again.stdout, again.stderr)
     status = run_ledger("status", "--json", env=isolated_env).stdout
     pids = [component["pid"] for component in json.loads(status).values()]
     assert all(pids) and "supervisor" in json.loads(status)

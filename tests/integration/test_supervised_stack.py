@@ -1,5 +1,5 @@
 """The running stack under its supervisor: a worker killed with kill -9 comes back by itself,
-`ledger stop` keeps one down until `ledger start`, and `ledger up` starts a missing supervisor."""
+and `ledger stop` keeps one down until `ledger start`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from support.waiting import eventually_sync
 from ledger.local import process
 from ledger.local.stack import worker_commands
 from ledger.local.supervision import backoff_s
-from ledger.local.workers import release, start_worker, supervisor_files
+from ledger.local.workers import release, start_worker
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -108,13 +108,3 @@ def test_stop_and_start_name_a_worker_that_exists() -> None:
     for command in ("stop", "start"):
         line = assert_one_line_error(run_ledger(command, "no-such-worker"), 4)
         assert "no-such-worker" in line and "ledger status" in line, line
-
-
-def test_up_starts_a_missing_supervisor(settings: Settings) -> None:
-    """With the supervisor stopped and the workers running, `ledger up` starts the supervisor
-    and nothing else."""
-    assert process.stop(supervisor_files(settings).pid, 10.0)
-    result = run_ledger("up")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "started: supervisor"
-    assert component("supervisor")["running"]
