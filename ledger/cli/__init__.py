@@ -19,6 +19,7 @@ from ledger.errors import (
     LedgerError,
     ProofError,
     SignatureError,
+    SigningError,
 )
 
 EXIT_CHECK_FAILED = 1
@@ -32,7 +33,7 @@ def exit_code(error: LedgerError) -> int:
         return EXIT_CHECK_FAILED
     if isinstance(error, InfraError):
         return EXIT_INFRA
-    if isinstance(error, ConfigError | KeyFileError | DecodeError):
+    if isinstance(error, ConfigError | KeyFileError | DecodeError | SigningError):
         return EXIT_BAD_INPUT
     return EXIT_CHECK_FAILED
 
@@ -48,10 +49,13 @@ def main() -> None:
         chain,
         consistency,
         db,
+        envelope_file,
         keys,
         query,
         stack,
         submit,
+        submit_admin,
+        submit_money,
     )
 
     try:
