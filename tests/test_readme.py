@@ -8,6 +8,7 @@ import subprocess
 import textwrap
 
 import pytest
+from support.cli import run_ledger
 from support.ledger_fixture import TestLedger
 
 from ledger.client.publisher import Sealed
@@ -49,3 +50,27 @@ def test_python_example_runs(test_ledger: TestLedger) -> None:
     exec(compile(body, "README.md", "exec"), namespace)  # noqa: S102 - the README is ours
     outcome = asyncio.run(namespace["example"]())  # type: ignore[operator]
     assert isinstance(outcome, Sealed) and outcome.final
+
+
+def test_treasury_flow_runs(test_ledger: TestLedger) -> None:
+    """The treasury flow: one signature is refused above the policy's amount, the payment
+    cosigned offline and the one signed by both keys at once are sealed, the policy removed."""
+    script = block_after("## Treasury flow", "bash")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:  # leave alice as the other tests expect her: no policy
+        run_ledger(
+            "submit", "set-policy", "--key", str(test_ledger.key_file("admin")),
+            "--account", "alice", "--remove", env=test_ledger.passphrase_env,
+        )  # fmt: skip
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "TOO_FEW_SIGNATURES" in result.stderr and "refused with one signature" in result.stdout
+    assert "on ledger main: Transfer" in result.stdout  # what ledger sign showed the CFO
+    # register-key, set-policy, the cosigned envelope, both keys at once, the removal
+    assert result.stdout.count("sealed in ledger main") == 5, result.stdout
