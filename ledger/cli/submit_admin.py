@@ -1,4 +1,5 @@
-"""``ledger submit`` admin operations: keys, the finality policy and account policies.
+"""``ledger submit`` admin operations: keys (and their rotation), the finality policy and account
+policies.
 
 Signed by a key with the admin role, published and awaited like every ``ledger submit``
 operation (``ledger.cli.submit``), and refused by the ledger when the key is no admin.
@@ -13,7 +14,7 @@ import click
 from ledger import signing
 from ledger.cli.chain import hex_option_callback, parse_hex
 from ledger.cli.submit import Common, submit, submit_operation, submit_options
-from ledger.model import RegisterKey, RevokeKey, Role, SetAccountPolicy, SetFinality
+from ledger.model import RegisterKey, RevokeKey, Role, SetAccountPolicy, SetFinality, UpdateKey
 
 
 @submit.command("register-key")
@@ -28,7 +29,8 @@ from ledger.model import RegisterKey, RevokeKey, Role, SetAccountPolicy, SetFina
     "roles",
     multiple=True,
     type=click.Choice([role.value for role in Role]),
-    help="A role of the key (repeat for several): admin, sealer, witness.",
+    help="A role of the key (repeat for several): admin, sealer, witness, operator (freezes and "
+    "unfreezes accounts), auditor (attests; no other role, no account).",
 )
 @click.option("--account", "accounts", multiple=True, help="An account the key may spend from.")
 @submit_options
@@ -45,6 +47,30 @@ def register_key(
 def revoke_key(key_id: str, **arguments: Any) -> None:
     """Revoke a key for good (admin only): it signs nothing after this block."""
     submit_operation(Common.pop_from(arguments), RevokeKey(key_id))
+
+
+@submit.command("update-key")
+@click.option("--key-id", required=True, help="The key's id (32 hex digits).")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="An account the key (or its successor) owns from now on (repeat; none: no account).",
+)
+@click.option(
+    "--successor",
+    default=None,
+    callback=hex_option_callback(signing.public_key_bytes, "--successor"),
+    help="Rotate: this public key (64 hex digits) takes over the key's roles, the accounts and "
+    "its account-policy seats, and the key is revoked, in one transaction.",
+)
+@submit_options
+def update_key(
+    key_id: str, accounts: tuple[str, ...], successor: bytes | None, **arguments: Any
+) -> None:
+    """Change the accounts a key owns, or rotate it to a successor (admin only)."""
+    key_id = parse_hex(key_id, 16, "--key-id").hex()
+    submit_operation(Common.pop_from(arguments), UpdateKey(key_id, accounts, successor))
 
 
 @submit.command("set-finality")

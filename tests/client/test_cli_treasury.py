@@ -241,3 +241,41 @@ def test_a_policy_is_removed(settings: Settings, test_ledger: TestLedger, tmp_pa
         what="the removal projected",
     )
     assert policies_in_view(settings, treasury.account) == []
+
+
+def test_a_key_is_rotated_without_downtime(
+    settings: Settings, test_ledger: TestLedger, tmp_path: Path
+) -> None:
+    """update-key --successor: in one transaction the successor takes A's policy seat and A is
+    revoked. Payments keep flowing: A's last one is sealed before, the successor's right after,
+    A's next one is refused KEY_REVOKED; the keys table shows the hand-over."""
+    treasury = open_treasury(settings, test_ledger, tmp_path)
+    policy = ["--policy-key", treasury.first_id, "--policy-key", treasury.second_id]
+    assert set_policy(test_ledger, treasury.account, *policy, "--threshold", "1")["status"] == (
+        "sealed"
+    )
+    sealed(pay(test_ledger, [treasury.first_key], treasury.account, "bob", 10))
+    successor = Signer.generate()
+    successor_key = tmp_path / "successor.key"
+    save_private_key(successor_key, successor, test_ledger.passphrase.encode())
+    admin_key = str(test_ledger.key_file("admin"))
+    rotated = ledger_json(
+        test_ledger, "submit", "update-key", "--key", admin_key, "--key-id", treasury.first_id,
+        "--successor", successor.public_key.hex(),
+    )  # fmt: skip
+    assert rotated["status"] == "sealed", rotated
+    sealed(pay(test_ledger, [successor_key], treasury.account, "bob", 11))
+    refused_with(pay(test_ledger, [treasury.first_key], treasury.account, "bob", 12), "KEY_REVOKED")
+    [row] = eventually_sync(
+        lambda: policies_in_view(settings, treasury.account),
+        lambda rows: rows and successor.key_id in rows[0]["key_ids"],
+        what="the successor's policy seat projected",
+    )
+    assert sorted(row["key_ids"]) == sorted([successor.key_id, treasury.second_id])
+    revoked = query(
+        settings,
+        "select key_id, revoked_height from ledger.keys where key_id = any($1::text[])",
+        [treasury.first_id, successor.key_id],
+    )
+    by_id = {record["key_id"]: record["revoked_height"] for record in revoked}
+    assert by_id[successor.key_id] is None and by_id[treasury.first_id] is not None
