@@ -21,6 +21,7 @@ order, by pid files only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -120,6 +121,8 @@ class ComponentStatus:
     """Restarts by the supervisor; None for what it does not supervise."""
     detail: str = ""
     """Why it is not running (a stop marker, the supervisor's reason), or when it restarts."""
+    metrics: str = ""
+    """Where Prometheus scrapes the worker's own metrics (``ledger.local.metrics_ports``)."""
 
     def cells(self) -> list[tuple[str, int]]:
         """The columns of ``line``, each with its width (0: as wide as its text)."""
@@ -131,6 +134,7 @@ class ComponentStatus:
             (owner, 12),
             (restarts, 11),
             (self.address, 0),
+            (self.metrics, 0),
             (self.detail, 0),
         ]
 
@@ -370,8 +374,13 @@ def status(settings: Settings) -> list[ComponentStatus]:
     components.append(local_status(SUPERVISOR, process.read_pid(files.pid), str(files.log)))
     watched = supervised_workers(settings)
     running = running_workers(settings)
+    # metrics_ports reads the ports back from worker_commands, so it imports this module.
+    from ledger.local.metrics_ports import metrics_address
+
     for name in {**worker_commands(settings), **watched, **running}:
-        components.append(worker_status(settings, name, running.get(name), watched.get(name)))
+        line = worker_status(settings, name, running.get(name), watched.get(name))
+        address = metrics_address(settings, name)
+        components.append(line if address is None else dataclasses.replace(line, metrics=address))
     return components
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.cli import run_ledger
 from support.ledger_fixture import TestLedger
 from support.waiting import eventually
 
@@ -152,3 +153,13 @@ async def test_a_known_load_moves_verify_sequencer_and_projector_counters(
         ),
         what=f"the projector's height gauge reaches {top_height}",
     )
+
+
+def test_ledger_status_lists_each_workers_metrics_address(settings: Settings) -> None:
+    """What an operator types to find the endpoints: ``ledger status`` names each one."""
+    result = run_ledger("status")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    for name, port in metrics_ports(settings).items():
+        assert f"http://127.0.0.1:{port}/metrics" in lines[name], lines.get(name)
+    assert f"http://127.0.0.1:{settings.dashboard_port}/metrics" in lines["dashboard"]
