@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,6 +13,7 @@ from support.waiting import eventually
 from ledger.settings import Settings
 from streams.dashboard import server
 from streams.dashboard.history import SERIES, History
+from streams.dashboard.page import SCRIPT
 from streams.dashboard.snapshot import RejectionCount, Snapshot, SourceState
 
 UP = SourceState(up=True, error=None, checked_at_ms=0)
@@ -86,3 +88,8 @@ async def test_history_fills_from_the_running_stack(dashboard: str) -> None:
     newest = {name: column[-1] for name, column in found["series"].items()}
     assert newest["tx_per_s"] is not None and newest["verify_lag_messages"] is not None
     assert newest["project_lag_blocks"] is not None
+
+
+def test_the_page_reads_only_series_the_server_keeps() -> None:
+    read = set(re.findall(r"\bseries\.(\w+)", SCRIPT))
+    assert read and read <= set(SERIES)

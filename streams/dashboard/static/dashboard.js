@@ -213,19 +213,19 @@ function renderFinality(finality) {
 const HISTORY_POLL_MS = 5000;
 const HOUR_MS = 60 * 60 * 1000;
 function renderHistory(doc) {
-  const t = doc.t, s = doc.series;
+  const t = doc.t, series = doc.series;
   const span = Math.min(HOUR_MS, doc.span_s * 1000);
-  drawChart($("chart-throughput"), t, [{values: s.tx_per_s, className: "s1"}],
+  drawChart($("chart-throughput"), t, [{values: series.tx_per_s, className: "s1"}],
             {format: rate, span});
   drawChart($("chart-latency"), t, [
-    {values: s.confirmation_p50_s, className: "s1"}, {values: s.confirmation_p99_s, className: "s2"},
-    {values: s.visibility_p50_s, className: "s3"}, {values: s.visibility_p99_s, className: "s4"},
+    {values: series.confirmation_p50_s, className: "s1"}, {values: series.confirmation_p99_s, className: "s2"},
+    {values: series.visibility_p50_s, className: "s3"}, {values: series.visibility_p99_s, className: "s4"},
   ], {format: seconds, span});
   drawChart($("chart-lag"), t, [
-    {values: s.verify_lag_messages, className: "s1"}, {values: s.sequence_lag_messages, className: "s2"},
-    {values: s.project_lag_blocks, className: "s3"},
+    {values: series.verify_lag_messages, className: "s1"}, {values: series.sequence_lag_messages, className: "s2"},
+    {values: series.project_lag_blocks, className: "s3"},
   ], {format: integer, span, integer: true});
-  drawChart($("chart-rejections"), t, [{values: s.rejections_per_s, className: "s4"}],
+  drawChart($("chart-rejections"), t, [{values: series.rejections_per_s, className: "s4"}],
             {format: rate, span});
   $("history-caption").textContent = t.length
     ? `kept by the dashboard process: a sample every ${doc.interval_s} s, ${t.length} so far`
