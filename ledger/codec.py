@@ -358,44 +358,44 @@ def shape_problem(body: TxBody) -> str | None:
             if len(posting.asset) > identifier_max:
                 return _too_long(f"Transfer.postings[{index}].asset", posting.asset, identifier_max)
     elif isinstance(op, RegisterKey):
-        for name, items, count_max in (
-            ("roles", op.roles, limits.roles_max_count),
-            ("accounts", op.accounts, limits.owned_accounts_max_count),
-        ):
-            if problem := _count_outside(f"RegisterKey.{name}", len(items), 0, count_max):
-                return problem
-            for index, value in enumerate(items):
-                if len(value) > identifier_max:
-                    return _too_long(f"RegisterKey.{name}[{index}]", value, identifier_max)
+        return _names_problem("RegisterKey.roles", op.roles, limits.roles_max_count) or (
+            _names_problem("RegisterKey.accounts", op.accounts, limits.owned_accounts_max_count)
+        )
     elif isinstance(op, DefineAsset):
         return _not_int32("DefineAsset.scale", op.scale)
     elif isinstance(op, SetFinality):
         return _not_int32("SetFinality.threshold", op.threshold)
     elif isinstance(op, UpdateKey):
-        count = len(op.accounts)
-        if problem := _count_outside(
-            "UpdateKey.accounts", count, 0, limits.owned_accounts_max_count
-        ):
-            return problem
-        for index, value in enumerate(op.accounts):
-            if len(value) > identifier_max:
-                return _too_long(f"UpdateKey.accounts[{index}]", value, identifier_max)
+        return _names_problem("UpdateKey.accounts", op.accounts, limits.owned_accounts_max_count)
     elif isinstance(op, SetAccountPolicy):
-        for name, items, count_max in (
-            ("key_ids", op.key_ids, limits.policy_keys_max_count),
-            ("counterparties", op.counterparties, limits.policy_counterparties_max_count),
-        ):
-            if problem := _count_outside(f"SetAccountPolicy.{name}", len(items), 0, count_max):
-                return problem
-            for index, value in enumerate(items):
-                if len(value) > identifier_max:
-                    return _too_long(f"SetAccountPolicy.{name}[{index}]", value, identifier_max)
-        return _not_int32("SetAccountPolicy.threshold", op.threshold) or (
-            None
-            if op.high_threshold is None
-            else _not_int32("SetAccountPolicy.high_threshold", op.high_threshold)
+        return (
+            _names_problem("SetAccountPolicy.key_ids", op.key_ids, limits.policy_keys_max_count)
+            or _names_problem(
+                "SetAccountPolicy.counterparties",
+                op.counterparties,
+                limits.policy_counterparties_max_count,
+            )
+            or _policy_numbers_problem(op)
         )
     return None
+
+
+def _names_problem(field: str, names: tuple[str, ...], count_max: int) -> str | None:
+    """A list of identifiers longer than ``count_max``, or one of them too long."""
+    if problem := _count_outside(field, len(names), 0, count_max):
+        return problem
+    for index, value in enumerate(names):
+        if len(value) > limits.identifier_chars_max:
+            return _too_long(f"{field}[{index}]", value, limits.identifier_chars_max)
+    return None
+
+
+def _policy_numbers_problem(op: SetAccountPolicy) -> str | None:
+    if problem := _not_int32("SetAccountPolicy.threshold", op.threshold):
+        return problem
+    if op.high_threshold is None:
+        return None
+    return _not_int32("SetAccountPolicy.high_threshold", op.high_threshold)
 
 
 def _header_problem(header: BlockHeader) -> str | None:

@@ -24,10 +24,9 @@ def block_after(heading: str, language: str, index: int = 0) -> str:
     return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)[index]
 
 
-def test_quick_start_shell_runs(test_ledger: TestLedger) -> None:
-    """Every command of the quick start succeeds, and the proof it writes holds."""
-    script = block_after("## Quick start", "bash")
-    result = subprocess.run(
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    """A README shell block, run as a user would paste it (stopping at the first failure)."""
+    return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -35,6 +34,11 @@ def test_quick_start_shell_runs(test_ledger: TestLedger) -> None:
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_quick_start_shell_runs(test_ledger: TestLedger) -> None:
+    """Every command of the quick start succeeds, and the proof it writes holds."""
+    result = run_script(block_after("## Quick start", "bash"))
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
     assert "proof holds" in result.stdout
     assert "sealed: ledger main, block" in result.stdout
@@ -55,15 +59,7 @@ def test_python_example_runs(test_ledger: TestLedger) -> None:
 def test_treasury_flow_runs(test_ledger: TestLedger) -> None:
     """The treasury flow: one signature is refused above the policy's amount, the payment
     cosigned offline and the one signed by both keys at once are sealed, the policy removed."""
-    script = block_after("## Treasury flow", "bash")
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_script(block_after("## Treasury flow", "bash"))
     if result.returncode != 0:  # leave alice as the other tests expect her: no policy
         run_ledger(
             "submit", "set-policy", "--key", str(test_ledger.key_file("admin")),
