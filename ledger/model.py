@@ -6,8 +6,11 @@ them and Avro bytes. They are frozen so that a decided transaction cannot change
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 
 class AccountStatus(enum.Enum):
@@ -327,3 +330,23 @@ class Evidence:
     witness_key: bytes
     observed_at_ms: int
     signature: bytes = b""
+
+
+def plain(value: Any, text_fields: Collection[str] = (), name: str = "") -> Any:
+    """``value`` (an operation, a posting, any of this module's records) as JSON-ready data:
+    bytes in hex, enums by value, records as objects, tuples as lists; integers of a field named
+    in ``text_fields`` as strings (money, for readers whose numbers are doubles)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: plain(getattr(value, field.name), text_fields, field.name)
+            for field in dataclasses.fields(value)
+        }
+    if isinstance(value, tuple | list):
+        return [plain(item, text_fields, name) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and name in text_fields:
+        return str(value)
+    return value

@@ -13,8 +13,6 @@ describes it.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import os
 import time
@@ -29,7 +27,7 @@ from ledger import codec, limits, signing
 from ledger.cli import cli
 from ledger.cli.keys import passphrase_option, read_passphrase
 from ledger.errors import ConfigError, DecodeError, LedgerError, SignatureError
-from ledger.model import Envelope, Transfer, TxBody
+from ledger.model import Envelope, Transfer, TxBody, plain
 
 
 class EnvelopeExpired(LedgerError):
@@ -109,21 +107,6 @@ def write_envelope_file(path: Path, envelope: Envelope) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _plain(value: Any) -> Any:
-    """An operation field as JSON: bytes in hex, enums by value, records as objects."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)
-        }
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    return value
-
-
 def signer_ids(envelope: Envelope) -> list[str]:
     """Key ids of the envelope's signers, the submitting one first."""
     return [signing.key_id(public_key) for public_key, _ in envelope.signers()]
@@ -135,7 +118,7 @@ def summary(envelope: Envelope, body: TxBody) -> dict[str, Any]:
         "tx_id": body.tx_id.hex(),
         "ledger": body.ledger,
         "kind": type(body.op).__name__,
-        "operation": _plain(body.op),
+        "operation": plain(body.op),
         "created_at_ms": body.created_at_ms,
         "expires_at_ms": body.expires_at_ms,
         "memo": body.memo,
@@ -162,7 +145,7 @@ def summary_lines(envelope: Envelope, body: TxBody) -> list[str]:
             for posting in body.op.postings
         ]
     else:
-        lines += [f"  {name}: {_text(value)}" for name, value in _plain(body.op).items()]
+        lines += [f"  {name}: {_text(value)}" for name, value in plain(body.op).items()]
     remaining_s = (body.expires_at_ms - now_ms()) // 1000
     lines.append(
         f"valid from {utc(body.created_at_ms)} until {utc(body.expires_at_ms)} "

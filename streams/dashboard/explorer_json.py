@@ -7,8 +7,6 @@ page must show every digit. Times are ISO 8601 in UTC, bytes lowercase hex.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -16,6 +14,7 @@ from urllib.parse import quote
 
 from ledger import codec, signing
 from ledger.errors import DecodeError, LedgerError
+from ledger.model import plain
 from ledger.proofs import verify_proof
 from ledger.witnessing import WitnessPolicy
 
@@ -122,24 +121,6 @@ def cosignature_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _plain(name: str, value: object) -> object:
-    """An operation's field as JSON: bytes as hex, enums by value, money as strings."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: _plain(field.name, getattr(value, field.name))
-            for field in dataclasses.fields(value)
-        }
-    if isinstance(value, tuple | list):
-        return [_plain(name, item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool) and name in MONEY_FIELDS:
-        return str(value)
-    return value
-
-
 def decoded_envelope_json(envelope_bytes: bytes) -> dict[str, Any]:
     """The envelope's signer and signature and its body, decoded; ``decode_error`` instead of
     the body when it does not decode (the chain verified it, so this is a reader's problem)."""
@@ -147,7 +128,7 @@ def decoded_envelope_json(envelope_bytes: bytes) -> dict[str, Any]:
         envelope, body = codec.decode_submission(envelope_bytes)
     except DecodeError as exc:
         return {"decode_error": one_line(exc)}
-    operation = _plain("op", body.op)
+    operation = plain(body.op, MONEY_FIELDS)
     return {
         "public_key": envelope.public_key.hex(),
         "signer_key_id": signing.key_id(envelope.public_key),
