@@ -88,29 +88,32 @@ def decide(state: State, tx: Tx, now_ms: int) -> Decision:
         return Rejected(RejectionCode.DUPLICATE, f"tx_id {body.tx_id.hex()} already accepted")
     op = body.op
     key = state.keys.get(tx.key_id)
-    if key is None or key.public_key != tx.public_key:
-        if not state.keys and isinstance(op, RegisterKey) and _is_genesis_key(tx, op):
-            return decide_admin.decide_genesis_key(state, tx, op, now_ms)
-        return Rejected(RejectionCode.UNKNOWN_KEY, f"key {tx.key_id} is not registered")
-    if key.revoked_at_ms is not None:
-        return Rejected(
-            RejectionCode.KEY_REVOKED, f"key {tx.key_id} was revoked at {key.revoked_at_ms} ms"
-        )
+    if not state.keys and isinstance(op, RegisterKey) and _is_genesis_key(tx, op):
+        return decide_admin.decide_genesis_key(state, tx, op, now_ms)
+    if (refused := _signer_rejection("key", tx.key_id, tx.public_key, key)) is not None:
+        return refused
     for cosigner_id, public_key in tx.cosigners:  # every signer is a registered, live key
         cosigner = state.keys.get(cosigner_id)
-        if cosigner is None or cosigner.public_key != public_key:
-            return Rejected(
-                RejectionCode.UNKNOWN_KEY, f"cosigning key {cosigner_id} is not registered"
-            )
-        if cosigner.revoked_at_ms is not None:
-            return Rejected(
-                RejectionCode.KEY_REVOKED,
-                f"cosigning key {cosigner_id} was revoked at {cosigner.revoked_at_ms} ms",
-            )
+        if refused := _signer_rejection("cosigning key", cosigner_id, public_key, cosigner):
+            return refused
+    assert key is not None
     handler = _HANDLERS.get(type(op))
     if handler is None:
         return Rejected(RejectionCode.INVALID_OPERATION, f"unknown operation {type(op).__name__}")
     return handler(state, tx, key, op, now_ms)
+
+
+def _signer_rejection(
+    what: str, key_id: str, public_key: bytes, key: Key | None
+) -> Rejected | None:
+    """UNKNOWN_KEY or KEY_REVOKED for one signer (``key``: the state's key of that id)."""
+    if key is None or key.public_key != public_key:
+        return Rejected(RejectionCode.UNKNOWN_KEY, f"{what} {key_id} is not registered")
+    if key.revoked_at_ms is not None:
+        return Rejected(
+            RejectionCode.KEY_REVOKED, f"{what} {key_id} was revoked at {key.revoked_at_ms} ms"
+        )
+    return None
 
 
 def _is_genesis_key(tx: Tx, op: RegisterKey) -> bool:
