@@ -122,7 +122,8 @@ def cosignature_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def decoded_envelope_json(envelope_bytes: bytes) -> dict[str, Any]:
-    """The envelope's signer and signature and its body, decoded; ``decode_error`` instead of
+    """The envelope's signer and signature, its cosigners (multi-signature) and its body,
+    decoded; ``decode_error`` instead of
     the body when it does not decode (the chain verified it, so this is a reader's problem)."""
     try:
         envelope, body = codec.decode_submission(envelope_bytes)
@@ -133,6 +134,14 @@ def decoded_envelope_json(envelope_bytes: bytes) -> dict[str, Any]:
         "public_key": envelope.public_key.hex(),
         "signer_key_id": signing.key_id(envelope.public_key),
         "signature": envelope.signature.hex(),
+        "cosigners": [
+            {
+                "key_id": signing.key_id(cosigner.public_key),
+                "public_key": cosigner.public_key.hex(),
+                "signature": cosigner.signature.hex(),
+            }
+            for cosigner in envelope.cosigners
+        ],
         "body_version": envelope.body_version,
         "envelope_bytes": len(envelope_bytes),
         "body": {

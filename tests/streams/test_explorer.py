@@ -94,6 +94,7 @@ async def test_transaction_shows_its_body_signer_block_and_status(
     [found] = body["sealed"]
     assert (found["ledger"], found["height"], found["seq"]) == ("main", outcome.height, outcome.seq)
     assert found["signer_key_id"] == signing.key_id(test_ledger.signer("alice").public_key)
+    assert found["cosigners"] == []
     assert found["body"]["external_ref"] == reference
     assert found["body"]["operation"]["postings"] == [
         {"account": "alice", "asset": "USD", "amount": "-12"},
@@ -105,6 +106,30 @@ async def test_transaction_shows_its_body_signer_block_and_status(
     )
     assert block["block"]["hash"] == found["block_hash"]
     assert [tx["tx_id"] for tx in block["transactions"]] == [outcome.tx_id.hex()]
+
+
+async def test_a_multi_signed_transaction_lists_its_cosigners(
+    settings: Settings, explorer_url: str, test_ledger: TestLedger
+) -> None:
+    """Alice's transfer cosigned by bob's key (registered, so the ledger takes it): the page
+    names both signers, the cosigner with its key id, public key and signature."""
+    alice, bob = test_ledger.signer("alice"), test_ledger.signer("bob")
+    postings = (Posting("alice", "USD", -3), Posting("bob", "USD", 3))
+    envelope = alice.sign(build_tx_body("main", Transfer(postings)), cosigners=[bob])
+    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        [outcome] = await publisher.submit_and_wait([envelope], timeout_s=60)
+    assert isinstance(outcome, Sealed), outcome
+    url = f"{explorer_url}/api/explorer/tx/{outcome.tx_id.hex()}"
+    status, body = await eventually(
+        lambda: get(url),
+        lambda answer: answer[0] == 200 and answer[1]["sealed"],
+        what="the cosigned transfer projected",
+    )
+    [found] = body["sealed"]
+    assert found["signer_key_id"] == alice.key_id
+    [cosigner] = found["cosigners"]
+    assert cosigner["key_id"] == bob.key_id and cosigner["public_key"] == bob.public_key.hex()
+    assert len(bytes.fromhex(cosigner["signature"])) == 64
 
 
 async def test_a_refused_transaction_shows_its_code_and_detail(

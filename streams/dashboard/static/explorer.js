@@ -256,6 +256,8 @@ function sealedSections(sealed) {
       ["signer key id", sealed.signer_key_id || sealed.key_id, "hex"],
       ["signer public key", sealed.public_key, "hex"],
       ["signature", sealed.signature, "hex"],
+      ["cosigning key ids", (sealed.cosigners || []).map((item) => item.key_id).join(", ")
+        || "none (signed by one key)", "hex"],
       ["envelope", sealed.envelope_bytes ? sealed.envelope_bytes + " bytes, body version "
         + sealed.body_version : sealed.decode_error],
     ]));
