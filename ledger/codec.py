@@ -23,6 +23,7 @@ import io
 import json
 from collections.abc import Callable, Mapping
 from importlib.resources import files
+from types import MappingProxyType
 from typing import Any, Final, TypeVar, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -32,6 +33,7 @@ from fastavro.types import Schema
 from ledger import limits
 from ledger.errors import DecodeError, LedgerError
 from ledger.model import (
+    NO_METADATA,
     OPERATION_TYPES,
     AccountStatus,
     Attest,
@@ -49,11 +51,14 @@ from ledger.model import (
     Posting,
     RegisterKey,
     RejectionRecord,
+    Reverse,
     RevokeKey,
     SealedTx,
+    SetAccountMetadata,
     SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
+    SetIssuanceCap,
     Transfer,
     TxBody,
     UpdateKey,
@@ -62,8 +67,13 @@ from ledger.model import (
 )
 from ledger.rejections import RejectionCode
 
-CURRENT_BODY_VERSION: Final = 1
-"""The TxBody version this build writes, and the shape it reads every version into."""
+BASE_BODY_VERSION: Final = 1
+"""TxBody without ``metadata``: what this build writes for a body that has none, byte for byte
+what every body was before metadata, and what the hot path reads by hand."""
+
+CURRENT_BODY_VERSION: Final = 2
+"""TxBody with ``metadata``: written only for a body that has some; the shape every version is
+read into."""
 
 _detail_chars_max: Final = 200
 """fastavro messages can quote whole schemas; an error detail stays one short line."""
@@ -73,6 +83,9 @@ EVIDENCE_KINDS: Final = ("EQUIVOCATION", "NOT_EXTENDING", "REPLAY_REFUSED")
 
 cosignature_bytes_max: Final = 1_024
 """A cosignature is about 200 bytes; anything much larger is refused before decoding."""
+
+_hash_bytes: Final = 32
+"""SHA-256 digests: Merkle nodes."""
 
 _int32_min: Final = -(2**31)
 _int32_max: Final = 2**31 - 1
@@ -113,6 +126,17 @@ def _load(name: str, named: dict[str, Any] | None = None) -> Schema:
 
 
 TX_BODY_SCHEMA: Final = _load("TxBody")
+
+
+def _base_body_schema() -> dict[str, Any]:
+    """TxBody version 1: the current schema without its last field, ``metadata``."""
+    schema = schema_json("TxBody")
+    *fields, metadata = schema["fields"]
+    assert metadata["name"] == "metadata", "metadata must stay TxBody's last field"
+    return {**schema, "fields": fields}
+
+
+TX_BODY_V1_SCHEMA: Final = parse_schema(_base_body_schema(), named_schemas={})
 ENVELOPE_SCHEMA: Final = _load("Envelope")
 MULTI_SIGNED_ENVELOPE_SCHEMA: Final = _load("MultiSignedEnvelope")
 _block_types: dict[str, Any] = {}
@@ -138,6 +162,8 @@ class BodySchemaRegistry:
         self.reader_schema: Final = reader_schema
         self.reader_version: Final = reader_version
         self._writer_schemas: dict[int, Schema] = {reader_version: reader_schema}
+        if reader_schema is TX_BODY_SCHEMA:
+            self._writer_schemas[BASE_BODY_VERSION] = TX_BODY_V1_SCHEMA
         self._head_versions: dict[int, bool] = {}
 
     def register(self, version: int, schema: Mapping[str, Any]) -> None:
@@ -321,6 +347,8 @@ _IDENTIFIER_FIELDS: Final[dict[type, tuple[str, ...]]] = {
     Attest: ("algorithm",),
     SetAccountPolicy: ("account",),
     UpdateKey: ("key_id",),
+    SetIssuanceCap: ("asset",),
+    SetAccountMetadata: ("account",),
 }
 """String fields of each operation that name something: at most identifier_chars_max each."""
 
@@ -335,6 +363,8 @@ def shape_problem(body: TxBody) -> str | None:
     external_ref = body.external_ref
     if external_ref is not None and len(external_ref) > limits.external_ref_chars_max:
         return _too_long("TxBody.external_ref", external_ref, limits.external_ref_chars_max)
+    if body.metadata and (problem := metadata_problem("TxBody.metadata", body.metadata)):
+        return problem
     op = body.op
     kind = type(op).__name__
     for name in _IDENTIFIER_FIELDS.get(type(op), ()):
@@ -342,21 +372,7 @@ def shape_problem(body: TxBody) -> str | None:
         if len(value) > identifier_max:
             return _too_long(f"{kind}.{name}", value, identifier_max)
     if isinstance(op, Transfer):
-        problem = _count_outside(
-            "Transfer.postings",
-            len(op.postings),
-            limits.postings_min_count,
-            limits.postings_max_count,
-        )
-        if problem:
-            return problem
-        for index, posting in enumerate(op.postings):
-            if len(posting.account) > identifier_max:
-                return _too_long(
-                    f"Transfer.postings[{index}].account", posting.account, identifier_max
-                )
-            if len(posting.asset) > identifier_max:
-                return _too_long(f"Transfer.postings[{index}].asset", posting.asset, identifier_max)
+        return _postings_problem("Transfer.postings", op.postings, limits.postings_min_count)
     elif isinstance(op, RegisterKey):
         return _names_problem("RegisterKey.roles", op.roles, limits.roles_max_count) or (
             _names_problem("RegisterKey.accounts", op.accounts, limits.owned_accounts_max_count)
@@ -367,6 +383,10 @@ def shape_problem(body: TxBody) -> str | None:
         return _not_int32("SetFinality.threshold", op.threshold)
     elif isinstance(op, UpdateKey):
         return _names_problem("UpdateKey.accounts", op.accounts, limits.owned_accounts_max_count)
+    elif isinstance(op, Reverse):
+        return _reverse_problem(op)
+    elif isinstance(op, SetAccountMetadata):
+        return metadata_problem("SetAccountMetadata.metadata", op.metadata)
     elif isinstance(op, SetAccountPolicy):
         return (
             _names_problem("SetAccountPolicy.key_ids", op.key_ids, limits.policy_keys_max_count)
@@ -378,6 +398,42 @@ def shape_problem(body: TxBody) -> str | None:
             or _policy_numbers_problem(op)
         )
     return None
+
+
+def metadata_problem(field: str, metadata: Mapping[str, str]) -> str | None:
+    """Metadata with too many entries, or a key or value too long."""
+    if problem := _count_outside(field, len(metadata), 0, limits.metadata_entries_max_count):
+        return problem
+    for key, value in metadata.items():
+        if not key or len(key) > limits.metadata_key_chars_max:
+            return (
+                f"{field}: key {key[:20]!r} is empty or longer than {limits.metadata_key_chars_max}"
+            )
+        if len(value) > limits.metadata_value_chars_max:
+            return _too_long(f"{field}[{key!r}]", value, limits.metadata_value_chars_max)
+    return None
+
+
+def _postings_problem(field: str, postings: tuple[Posting, ...], count_min: int) -> str | None:
+    if problem := _count_outside(field, len(postings), count_min, limits.postings_max_count):
+        return problem
+    identifier_max = limits.identifier_chars_max
+    for index, posting in enumerate(postings):
+        if len(posting.account) > identifier_max:
+            return _too_long(f"{field}[{index}].account", posting.account, identifier_max)
+        if len(posting.asset) > identifier_max:
+            return _too_long(f"{field}[{index}].asset", posting.asset, identifier_max)
+    return None
+
+
+def _reverse_problem(op: Reverse) -> str | None:
+    if problem := _count_outside(
+        "Reverse.audit_path", len(op.audit_path), 0, limits.audit_path_max_count
+    ) or _postings_problem("Reverse.postings", op.postings, 0):
+        return problem
+    if any(len(node) != _hash_bytes for node in op.audit_path):
+        return f"Reverse.audit_path: every node is {_hash_bytes} bytes"
+    return _not_int32("Reverse.tx_index", op.tx_index)
 
 
 def _names_problem(field: str, names: tuple[str, ...], count_max: int) -> str | None:
@@ -460,6 +516,13 @@ def _operation_record(op: Operation) -> tuple[str, dict[str, Any]]:
         record["counterparties"] = list(op.counterparties)
     elif isinstance(op, UpdateKey):
         record["accounts"] = list(op.accounts)
+    elif isinstance(op, Reverse):
+        record["audit_path"] = list(op.audit_path)
+        record["postings"] = [
+            {"account": p.account, "asset": p.asset, "amount": p.amount} for p in op.postings
+        ]
+    elif isinstance(op, SetAccountMetadata):
+        record["metadata"] = dict(op.metadata)
     return f"ledger.v1.{type(op).__name__}", record
 
 
@@ -479,6 +542,16 @@ def _operation_from_record(name: str, record: dict[str, Any]) -> Operation:
         return SetAccountStatus(account=record["account"], status=AccountStatus(record["status"]))
     if cls is UpdateKey:
         return UpdateKey(record["key_id"], tuple(record["accounts"]), record["successor"])
+    if cls is Reverse:
+        return Reverse(
+            **{
+                **record,
+                "audit_path": tuple(record["audit_path"]),
+                "postings": tuple(Posting(**posting) for posting in record["postings"]),
+            }
+        )
+    if cls is SetAccountMetadata:
+        return SetAccountMetadata(record["account"], _metadata(record["metadata"]))
     if cls is SetAccountPolicy:
         return SetAccountPolicy(
             **{
@@ -493,11 +566,17 @@ def _operation_from_record(name: str, record: dict[str, Any]) -> Operation:
 def _tx_body_record(body: TxBody) -> dict[str, Any]:
     record = _record(body, _TX_BODY_FIELDS)
     record["op"] = _operation_record(body.op)
+    record["metadata"] = dict(body.metadata)
     return record
+
+
+def _metadata(record: dict[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(record) if record else NO_METADATA
 
 
 def _tx_body_from_record(record: dict[str, Any]) -> TxBody:
     op_name, op_record = record.pop("op")
+    record["metadata"] = _metadata(record.get("metadata") or {})
     return TxBody(op=_operation_from_record(op_name, op_record), **record)
 
 
@@ -521,15 +600,24 @@ def _block_from_record(record: dict[str, Any]) -> Block:
 # ---- public encoders and decoders ----------------------------------------------------------
 
 
+def body_version_of(body: TxBody) -> int:
+    """The version ``encode_tx_body`` writes ``body`` with: 2 with metadata, 1 without."""
+    return CURRENT_BODY_VERSION if body.metadata else BASE_BODY_VERSION
+
+
 def encode_tx_body(body: TxBody) -> bytes:
-    """The canonical Avro bytes of ``body``, written with the current schema."""
+    """The canonical Avro bytes of ``body``, with the schema of ``body_version_of(body)``."""
     _encodable(shape_problem(body))
-    return _encode(TX_BODY_SCHEMA, _tx_body_record(body), "TxBody")
+    record = _tx_body_record(body)
+    if not body.metadata:
+        del record["metadata"]
+        return _encode(TX_BODY_V1_SCHEMA, record, "TxBody")
+    return _encode(TX_BODY_SCHEMA, record, "TxBody")
 
 
 def decode_tx_body(
     raw: bytes,
-    body_version: int = CURRENT_BODY_VERSION,
+    body_version: int = BASE_BODY_VERSION,
     *,
     registry: BodySchemaRegistry | None = None,
     canonical_check: bool = True,
@@ -537,7 +625,7 @@ def decode_tx_body(
     """The TxBody in ``raw``, written with the schema of ``body_version``."""
     registry = BODY_SCHEMAS if registry is None else registry
     writer = registry.writer_schema(body_version)
-    if writer is TX_BODY_SCHEMA and len(raw) <= limits.envelope_bytes_max:
+    if writer is TX_BODY_V1_SCHEMA and len(raw) <= limits.envelope_bytes_max:
         transfer = _plain_transfer(raw)
         if transfer is not None:
             return _decoded(transfer, shape_problem(transfer))
@@ -825,7 +913,7 @@ def _read_long(raw: bytes, position: int, what: str) -> tuple[int, int]:
 
 def decode_body_head(
     raw: bytes,
-    body_version: int = CURRENT_BODY_VERSION,
+    body_version: int = BASE_BODY_VERSION,
     *,
     registry: BodySchemaRegistry | None = None,
 ) -> BodyHead:
@@ -860,7 +948,7 @@ def decode_body_head(
 
 
 def operation_index(raw: bytes) -> int:
-    """The ``op`` union branch of a current-version TxBody (``OPERATION_TYPES`` order), read
+    """The ``op`` union branch of a TxBody of any version so far (``OPERATION_TYPES`` order), read
     after its head without decoding the rest: for readers that want only a few kinds. The body
     is trusted to be well formed (it was sealed); DecodeError if it runs short."""
     length, position = _read_long(raw, 16, "TxBody.ledger")
@@ -960,6 +1048,7 @@ def _read_transfer(raw: bytes) -> TxBody:
         Transfer(tuple(postings)),
         memo,
         external_ref,
+        NO_METADATA,
     )
 
 
@@ -973,7 +1062,7 @@ def add_transfer_volume(envelope: bytes, volume: dict[bytes, int]) -> bool:
     """
     try:
         version, position = _varint(envelope, 0)
-        if version != CURRENT_BODY_VERSION:
+        if version != BASE_BODY_VERSION:
             return False
         length, position = _varint(envelope, position)
         body_end = position + length

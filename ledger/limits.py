@@ -26,6 +26,17 @@ cosigners_max_count = 7
 """Signers of one envelope besides the submitting one: 8 signatures in all cover any dual or
 treasury control, and each costs the verify stage and every witness a signature check."""
 
+metadata_entries_max_count = 16
+metadata_key_chars_max = 64
+metadata_value_chars_max = 256
+"""Metadata on a transaction or an account: labels and references for people and joins, not a
+document store (an Attest digest carries documents). 16 full entries are about 5 KiB, more than
+an envelope holds, so the envelope limit binds first."""
+
+audit_path_max_count = 16
+"""Hashes in a Merkle audit path a transaction carries (Reverse): a block of block_tx_max_count
+transactions needs 11."""
+
 policy_keys_max_count = 16
 """Keys an account policy names (its n of k-of-n)."""
 
@@ -85,6 +96,7 @@ assert verified_batch_bytes_max * 2 <= block_bytes_max
 assert clock_skew_ms_max < validity_window_ms_max
 assert 10**asset_scale_max <= int64_max
 assert snapshot_chunk_bytes_max <= message_bytes_max // 2
+assert block_tx_max_count <= 2**audit_path_max_count
 
 finality_threshold_max = 64
 """Witnesses a finality policy may require (SetFinality.threshold)."""

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
+
+NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
+"""The metadata of a body or account that has none (shared: it cannot change)."""
 
 
 class AccountStatus(enum.Enum):
@@ -27,6 +31,7 @@ class Role(enum.Enum):
     WITNESS = "witness"  # co-signs blocks it verified and replayed (ledger.witnessing)
     OPERATOR = "operator"  # freezes and unfreezes accounts, nothing else beyond its accounts
     AUDITOR = "auditor"  # attests documents; owns no account and is in no policy: moves no money
+    ISSUER = "issuer"  # issues an asset that has an issuance cap (SetIssuanceCap), within it
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,58 @@ class UpdateKey:
     successor: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RotateSealer:
+    """Hand block sealing to ``successor`` (a 32-byte public key).
+
+    Signed by the current sealer and cosigned by the successor, which proves it holds the new
+    key. The sequencer ends the block with it; every later block is sealed by the successor,
+    which takes over the sealer role while the old key is revoked. Readers follow the rotation
+    from the chain alone (``ledger.blocks.ChainVerifier``).
+    """
+
+    successor: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reverse:
+    """Undo an earlier sealed Transfer of this ledger, in full or in part.
+
+    It carries the proof that the original was sealed here: ``original`` (its envelope, exactly
+    as sealed), the header and seal of its block, its position and its audit path in that
+    block's tx_root. So the state keeps no copy of past transfers, only how much of each
+    reversed one is already undone. ``postings`` are the reversing postings, each of the opposite
+    sign to the original's posting to the same account and no larger than what remains of it;
+    empty: all that remains. Authorized like a transfer, by the accounts it debits.
+    """
+
+    original: bytes
+    block_header: bytes
+    seal: bytes
+    tx_index: int
+    audit_path: tuple[bytes, ...]
+    postings: tuple[Posting, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetIssuanceCap:
+    """Bound ``asset``'s outstanding issuance: how far its issuer account may go below zero
+    (admin only). While a cap is set, only keys with the issuer role may issue (debit the issuer
+    account). ``cap`` None removes it; an asset never capped issues as before."""
+
+    asset: str
+    cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAccountMetadata:
+    """Replace an account's metadata (admin only); an account starts with the metadata of the
+    transaction that opened it. Metadata decides nothing: it lives in the chain and the views."""
+
+    account: str
+    metadata: Mapping[str, str]
+
+
 Operation = (
     OpenAccount
     | SetAccountStatus
@@ -156,6 +213,10 @@ Operation = (
     | SetFinality
     | SetAccountPolicy
     | UpdateKey
+    | RotateSealer
+    | Reverse
+    | SetIssuanceCap
+    | SetAccountMetadata
 )
 
 OPERATION_TYPES: tuple[type, ...] = (
@@ -172,6 +233,10 @@ OPERATION_TYPES: tuple[type, ...] = (
     SetFinality,
     SetAccountPolicy,
     UpdateKey,
+    RotateSealer,
+    Reverse,
+    SetIssuanceCap,
+    SetAccountMetadata,
 )
 """In the order of the Avro union: new operations go at the end."""
 
@@ -185,6 +250,8 @@ class TxBody:
     op: Operation
     memo: str | None = None
     external_ref: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=lambda: NO_METADATA)
+    """Key/value strings for the author (``ledger.limits``); a body with any is version 2."""
 
     @property
     def kind(self) -> str:
@@ -345,6 +412,8 @@ def plain(value: Any, text_fields: Collection[str] = (), name: str = "") -> Any:
             field.name: plain(getattr(value, field.name), text_fields, field.name)
             for field in dataclasses.fields(value)
         }
+    if isinstance(value, Mapping):
+        return {str(key): plain(item, text_fields, name) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [plain(item, text_fields, name) for item in value]
     if isinstance(value, int) and not isinstance(value, bool) and name in text_fields:

@@ -102,7 +102,7 @@ class Signer:
     def sign_body(
         self,
         body: bytes,
-        body_version: int = codec.CURRENT_BODY_VERSION,
+        body_version: int = codec.BASE_BODY_VERSION,
         *,
         cosigners: Sequence[Signer] = (),
     ) -> Envelope:
@@ -133,7 +133,9 @@ class Signer:
         """The encoded Envelope of ``tx_body`` signed by this key and then by ``cosigners``: a
         submission's message value (a plain Envelope without cosigners)."""
         return codec.encode_envelope(
-            self.sign_body(codec.encode_tx_body(tx_body), cosigners=cosigners)
+            self.sign_body(
+                codec.encode_tx_body(tx_body), codec.body_version_of(tx_body), cosigners=cosigners
+            )
         )
 
     def cosignature(self, body: bytes) -> Cosigner:

@@ -427,7 +427,7 @@ def _raw_body(**changes: Any) -> bytes:
     }
     record.update(changes)
     stream = io.BytesIO()
-    schemaless_writer(stream, codec.TX_BODY_SCHEMA, record, strict=True)
+    schemaless_writer(stream, codec.TX_BODY_V1_SCHEMA, record, strict=True)
     return stream.getvalue()
 
 
@@ -584,10 +584,14 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         OpenAccount,
         Posting,
         RegisterKey,
+        Reverse,
         RevokeKey,
+        RotateSealer,
+        SetAccountMetadata,
         SetAccountPolicy,
         SetAccountStatus,
         SetFinality,
+        SetIssuanceCap,
         Transfer,
         UpdateKey,
         Void,
@@ -607,9 +611,19 @@ def test_operation_index_reads_the_op_branch_of_every_operation() -> None:
         SetFinality(2),
         SetAccountPolicy("a", ("0" * 32, "1" * 32), 1, 2, 1_000, None, ("b",)),
         UpdateKey("0" * 32, ("a",), bytes(32)),
+        RotateSealer(bytes(32)),
+        Reverse(b"envelope", b"header", bytes(64), 3, (bytes(32),), (Posting("b", "USD", -1),)),
+        SetIssuanceCap("USD", 10**9),
+        SetAccountMetadata("a", {"customer": "c-17"}),
     ]
     assert [type(op) for op in operations] == list(OPERATION_TYPES)
     for memo in (None, "a memo"):
-        for op in operations:
-            body = codec.encode_tx_body(signing.build_tx_body("a-ledger", op, memo=memo))
-            assert codec.operation_index(body) == OPERATION_TYPES.index(type(op))
+        for metadata in ({}, {"batch": "2026-11-30"}):
+            for op in operations:
+                tx_body = signing.build_tx_body("a-ledger", op, memo=memo)
+                tx_body = dataclasses.replace(tx_body, metadata=metadata)
+                body = codec.encode_tx_body(tx_body)
+                version = codec.body_version_of(tx_body)
+                assert version == (2 if metadata else 1)
+                assert codec.operation_index(body) == OPERATION_TYPES.index(type(op))
+                assert codec.decode_tx_body(body, version) == tx_body

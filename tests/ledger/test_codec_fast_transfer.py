@@ -34,7 +34,7 @@ transfer_bodies = st.builds(
 def general_path(raw: bytes) -> TxBody | type[DecodeError]:
     """What the fastavro path alone decides for ``raw``: a body, or DecodeError."""
     try:
-        record = codec._read(raw, codec.TX_BODY_SCHEMA, "TxBody", 4096)
+        record = codec._read(raw, codec.TX_BODY_V1_SCHEMA, "TxBody", 4096)
         body = codec._convert(codec._tx_body_from_record, record, "TxBody")
     except DecodeError:
         return DecodeError
@@ -98,7 +98,7 @@ def test_fastavro_reference_reads_the_same_record() -> None:
             codec.Transfer((codec.Posting("a", "EUR", -1), codec.Posting("b", "EUR", 1))),
         )
     )
-    record = schemaless_reader(io.BytesIO(raw), codec.TX_BODY_SCHEMA, None, return_record_name=True)
+    record = schemaless_reader(io.BytesIO(raw), codec.TX_BODY_V1_SCHEMA, None, return_record_name=True)
     assert record["op"][0] == "ledger.v1.Transfer"
     assert codec._plain_transfer(raw) == general_path(raw)
 

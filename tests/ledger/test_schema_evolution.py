@@ -1,9 +1,10 @@
 """TxBody evolution: bodies of other schema versions resolve to this build's reader schema.
 
-Fixtures (hypothetical versions, not contracts): ``ledger.v0.TxBody.avsc`` is an older writer
-(no ``external_ref``, no ``OpenAccount.max_balance``, no ``Attest``); ``ledger.v2.TxBody.avsc``
-is a newer one (``priority`` and ``Transfer.purpose`` with defaults, ``Rebate`` at the end of the
-op union). Both are registered in a test-local registry, never in ``codec.BODY_SCHEMAS``.
+Versions 1 (no ``metadata``) and 2 (``schemas/ledger.v1.TxBody.avsc``) are contracts. Fixtures
+(hypothetical versions, not contracts): ``ledger.v0.TxBody.avsc`` is an older writer (no
+``external_ref``, no ``OpenAccount.max_balance``, no ``Attest``); ``ledger.v3.TxBody.avsc`` is a
+newer one (``priority`` and ``Transfer.purpose`` with defaults, ``Rebate`` at the end of the op
+union). Both are registered in a test-local registry, never in ``codec.BODY_SCHEMAS``.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ def _schema_json(path: Path) -> dict[str, Any]:
 
 
 V0 = _schema_json(FIXTURES / "ledger.v0.TxBody.avsc")
-V1 = _schema_json(SCHEMAS / "ledger.v1.TxBody.avsc")
-V2 = _schema_json(FIXTURES / "ledger.v2.TxBody.avsc")
+V1 = codec._base_body_schema()
+V2 = _schema_json(SCHEMAS / "ledger.v1.TxBody.avsc")
+V3 = _schema_json(FIXTURES / "ledger.v3.TxBody.avsc")
 
 
 @pytest.fixture
 def registry() -> BodySchemaRegistry:
-    """A registry reading v1 (the current reader), v0 and v2."""
+    """A registry reading v1 and v2 (the current reader), v0 and v3."""
     local = BodySchemaRegistry()
     local.register(0, V0)
-    codec.register_body_schema(2, V2, registry=local)
+    codec.register_body_schema(3, V3, registry=local)
     return local
 
 
@@ -53,7 +55,7 @@ def _write(schema_json: dict[str, Any], record: dict[str, Any]) -> bytes:
 
 
 TX_ID = bytes(range(16))
-TRANSFER_V2 = {
+TRANSFER_V3 = {
     "tx_id": TX_ID,
     "ledger": "main",
     "created_at_ms": 1_000,
@@ -70,6 +72,7 @@ TRANSFER_V2 = {
     ),
     "memo": None,
     "external_ref": "ref-9",
+    "metadata": {},
     "priority": 7,
 }
 TRANSFER_V1 = TxBody(
@@ -109,27 +112,28 @@ def _evolution_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def test_fixtures_and_current_schema_follow_the_evolution_rule() -> None:
-    """v0 -> v1 -> v2 only add defaulted fields and append operations."""
+    """v0 -> v1 -> v2 -> v3 only add defaulted fields and append operations."""
     assert _evolution_problems(V0, V1) == []
     assert _evolution_problems(V1, V2) == []
-    assert _evolution_problems(V2, V1) != []  # the checker does see a removed operation
+    assert _evolution_problems(V2, V3) == []
+    assert _evolution_problems(V3, V2) != []  # the checker does see a removed operation
 
 
 def test_newer_writer_read_by_current_reader(registry: BodySchemaRegistry) -> None:
-    """A v2 body decodes to the v1 model: fields the reader lacks are skipped."""
-    raw = _write(V2, TRANSFER_V2)
-    assert codec.decode_tx_body(raw, 2, registry=registry) == TRANSFER_V1
+    """A v3 body decodes to the current model: fields the reader lacks are skipped."""
+    raw = _write(V3, TRANSFER_V3)
+    assert codec.decode_tx_body(raw, 3, registry=registry) == TRANSFER_V1
 
 
 def test_operation_unknown_to_the_reader_is_unsupported(registry: BodySchemaRegistry) -> None:
-    """A v2 body carrying an operation v1 does not have raises UnsupportedVersion."""
-    raw = _write(V2, {**TRANSFER_V2, "op": ("ledger.v1.Rebate", {"account": "a", "amount": 1})})
+    """A v3 body carrying an operation the reader does not have raises UnsupportedVersion."""
+    raw = _write(V3, {**TRANSFER_V3, "op": ("ledger.v1.Rebate", {"account": "a", "amount": 1})})
     with pytest.raises(UnsupportedVersion, match="TxBody"):
-        codec.decode_tx_body(raw, 2, registry=registry)
+        codec.decode_tx_body(raw, 3, registry=registry)
 
 
 def test_older_writer_read_by_current_reader(registry: BodySchemaRegistry) -> None:
-    """A v0 body decodes to the v1 model: fields the writer lacks take the reader's defaults."""
+    """A v0 body decodes to the current model: fields the writer lacks take the defaults."""
     record = {
         "tx_id": TX_ID,
         "ledger": "main",
@@ -145,39 +149,40 @@ def test_older_writer_read_by_current_reader(registry: BodySchemaRegistry) -> No
 
 
 def test_same_bytes_differ_by_version(registry: BodySchemaRegistry) -> None:
-    """body_version decides the writer schema: v2 bytes read as v1 are not a valid v1 body."""
-    raw = _write(V2, TRANSFER_V2)
-    with pytest.raises(DecodeError):
-        codec.decode_tx_body(raw, 1, registry=registry)
+    """body_version decides the writer schema: v3 bytes read as v1 or v2 are not valid."""
+    raw = _write(V3, TRANSFER_V3)
+    for version in (1, 2):
+        with pytest.raises(DecodeError):
+            codec.decode_tx_body(raw, version, registry=registry)
 
 
 def test_submission_names_its_body_version(registry: BodySchemaRegistry) -> None:
     """decode_submission reads the body with the version its envelope names."""
-    envelope = Envelope(_write(V2, TRANSFER_V2), b"\x01" * 32, b"\x02" * 64, body_version=2)
+    envelope = Envelope(_write(V3, TRANSFER_V3), b"\x01" * 32, b"\x02" * 64, body_version=3)
     raw = codec.encode_envelope(envelope)
     assert codec.decode_submission(raw, registry=registry) == (envelope, TRANSFER_V1)
-    with pytest.raises(UnsupportedVersion, match="body_version: 2"):
-        codec.decode_submission(raw)  # the default registry knows version 1 only
+    with pytest.raises(UnsupportedVersion, match="body_version: 3"):
+        codec.decode_submission(raw)  # the default registry knows versions 1 and 2 only
 
 
 def test_other_versions_are_checked_like_the_current_one(registry: BodySchemaRegistry) -> None:
-    """v2 bytes truncated, with trailing bytes or non-canonical raise DecodeError."""
-    raw = _write(V2, TRANSFER_V2)
+    """v3 bytes truncated, with trailing bytes or non-canonical raise DecodeError."""
+    raw = _write(V3, TRANSFER_V3)
     for length in range(len(raw)):
         with pytest.raises(DecodeError):
-            codec.decode_tx_body(raw[:length], 2, registry=registry)
+            codec.decode_tx_body(raw[:length], 3, registry=registry)
     with pytest.raises(DecodeError, match="trailing"):
-        codec.decode_tx_body(raw + b"\x00", 2, registry=registry)
+        codec.decode_tx_body(raw + b"\x00", 3, registry=registry)
     overlong_priority = raw[:-1] + bytes([raw[-1] | 0x80, 0x00])
     with pytest.raises(DecodeError, match="canonical"):
-        codec.decode_tx_body(overlong_priority, 2, registry=registry)
+        codec.decode_tx_body(overlong_priority, 3, registry=registry)
 
 
 def test_registry_refuses_a_second_schema_for_a_version(registry: BodySchemaRegistry) -> None:
     """A version names one writer schema forever: registering it again is an error."""
-    assert registry.versions() == (0, 1, 2)
+    assert registry.versions() == (0, 1, 2, 3)
     with pytest.raises(ValueError, match="already registered"):
         registry.register(2, V0)
     with pytest.raises(ValueError, match="already registered"):
-        registry.register(1, V2)
-    assert codec.BODY_SCHEMAS.versions() == (1,)
+        registry.register(1, V3)
+    assert codec.BODY_SCHEMAS.versions() == (1, 2)
