@@ -50,12 +50,15 @@ class RejectionCode(enum.IntEnum):
     UNBALANCED = 24  # postings of an asset do not sum to zero
     ACCOUNT_NOT_EMPTY = 25  # closing an account that has a balance or open holds
     INSUFFICIENT_FUNDS = 26  # available balance would go below zero
-    LIMIT_EXCEEDED = 27  # balance would exceed the account's max_balance
-    OVERFLOW = 28  # a balance or sum would leave int64
-    HOLD_NOT_FOUND = 29
-    HOLD_EXPIRED = 30
-    HOLD_ALREADY_RESOLVED = 31
-    CAPTURE_EXCEEDS_HOLD = 32
+    ISSUANCE_CAP_EXCEEDED = 27  # an asset's outstanding issuance would exceed its cap
+    LIMIT_EXCEEDED = 28  # balance would exceed the account's max_balance
+    OVERFLOW = 29  # a balance or sum would leave int64
+    HOLD_NOT_FOUND = 30
+    HOLD_EXPIRED = 31
+    HOLD_ALREADY_RESOLVED = 32
+    CAPTURE_EXCEEDS_HOLD = 33
+    ORIGINAL_NOT_PROVEN = 34  # a Reverse's proof that its original was sealed here fails
+    REVERSAL_EXCEEDS_ORIGINAL = 35  # reversing more of a transfer than remains of it
 
 
 class Stage(enum.Enum):

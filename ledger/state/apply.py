@@ -13,6 +13,7 @@ from ledger.limits import int64_max, int64_min
 from ledger.model import AccountStatus
 from ledger.state.effects import (
     Accepted,
+    AccountMetadataSet,
     AccountOpened,
     AccountStatusChanged,
     AssetDefined,
@@ -22,11 +23,14 @@ from ledger.state.effects import (
     FinalitySet,
     HoldOpened,
     HoldResolved,
+    IssuanceCapSet,
     KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
     Posted,
+    Reversed,
+    SealerRotated,
 )
 from ledger.state.state import Account, Asset, HoldRecord, HoldStatus, Key, State, StateError
 
@@ -138,7 +142,11 @@ def _apply_rare(state: State, effect: Effect) -> None:
         state.finality_threshold = effect.threshold
     elif isinstance(effect, PolicySet):
         state.accounts[effect.account].policy = effect.policy
-    elif isinstance(effect, Attested | Posted):
-        pass  # nothing to remember: attestations live in the blocks and the projection
+    elif isinstance(effect, IssuanceCapSet):
+        state.assets[effect.asset].issuance_cap = effect.cap
+    elif isinstance(effect, Reversed):
+        state.reversed.setdefault(effect.original, {}).update(effect.undone)
+    elif isinstance(effect, Attested | Posted | SealerRotated | AccountMetadataSet):
+        pass  # nothing to decide on: these live in the blocks and the projection
     else:  # pragma: no cover - a new effect type without a writer is a bug
         raise AssertionError(f"no writer for {effect!r}")

@@ -4,7 +4,8 @@ Checks run in the precedence order of ``RejectionCode`` and the first failing on
 
 1. time: VALIDITY_TOO_LONG, EXPIRED, NOT_YET_VALID; then DUPLICATE (replay window);
 2. identity: UNKNOWN_KEY, KEY_REVOKED, for the submitting key then each cosigner (genesis
-   bootstrap is the one exception, below);
+   bootstrap is one exception, below; the other is a RotateSealer's successor, which cosigns
+   before it is registered, because its rotation registers it);
 3. the operation's own checks (``decide_admin``, ``decide_money``): UNAUTHORIZED first, then
    INVALID_OPERATION ... CAPTURE_EXCEEDS_HOLD. Each module documents where one operation must
    deviate (a Capture cannot be authorized before its hold is found).
@@ -27,10 +28,14 @@ from ledger.model import (
     Hold,
     OpenAccount,
     RegisterKey,
+    Reverse,
     RevokeKey,
+    RotateSealer,
+    SetAccountMetadata,
     SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
+    SetIssuanceCap,
     Transfer,
     Tx,
     UpdateKey,
@@ -57,6 +62,10 @@ _HANDLERS: dict[type, Callable[[State, Tx, Key, Any, int], Decision]] = {
     SetFinality: decide_admin.decide_set_finality,
     SetAccountPolicy: decide_admin.decide_set_account_policy,
     UpdateKey: decide_admin.decide_update_key,
+    RotateSealer: decide_admin.decide_rotate_sealer,
+    Reverse: decide_money.decide_reverse,
+    SetIssuanceCap: decide_admin.decide_set_issuance_cap,
+    SetAccountMetadata: decide_admin.decide_set_account_metadata,
 }
 
 
@@ -93,6 +102,8 @@ def decide(state: State, tx: Tx, now_ms: int) -> Decision:
     if (refused := _signer_rejection("key", tx.key_id, tx.public_key, key)) is not None:
         return refused
     for cosigner_id, public_key in tx.cosigners:  # every signer is a registered, live key
+        if isinstance(op, RotateSealer) and public_key == op.successor:
+            continue  # the one signer that cannot be registered yet: its own rotation does it
         cosigner = state.keys.get(cosigner_id)
         if refused := _signer_rejection("cosigning key", cosigner_id, public_key, cosigner):
             return refused

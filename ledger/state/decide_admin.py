@@ -38,25 +38,31 @@ from ledger.model import (
     RegisterKey,
     RevokeKey,
     Role,
+    RotateSealer,
+    SetAccountMetadata,
     SetAccountPolicy,
     SetAccountStatus,
     SetFinality,
+    SetIssuanceCap,
     Tx,
     UpdateKey,
 )
 from ledger.rejections import Rejected, RejectionCode
 from ledger.state.effects import (
     Accepted,
+    AccountMetadataSet,
     AccountOpened,
     AccountStatusChanged,
     AssetDefined,
     Attested,
     Effect,
     FinalitySet,
+    IssuanceCapSet,
     KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
+    SealerRotated,
 )
 from ledger.state.state import AccountPolicy, Key, State, key_id_of
 
@@ -386,16 +392,90 @@ def decide_update_key(
     refused = _unknown_account(state, owned)
     if refused is not None:
         return refused
+    effects = _handover(state, op.key_id, target, op.successor, owned, now_ms)
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def _handover(
+    state: State, key_id: str, key: Key, successor: bytes, accounts: tuple[str, ...], now_ms: int
+) -> tuple[Effect, ...]:
+    """``successor`` takes over ``key``'s roles, ``accounts`` and policy seats; ``key`` is revoked."""
+    successor_id = key_id_of(successor)
     effects: list[Effect] = [
-        KeyRegistered(successor_id, op.successor, tuple(sorted(target.roles)), owned),
-        KeyRevoked(op.key_id, now_ms),
+        KeyRegistered(successor_id, successor, tuple(sorted(key.roles)), accounts),
+        KeyRevoked(key_id, now_ms),
     ]
     for name, account in sorted(state.accounts.items()):
         policy = account.policy
-        if policy is not None and op.key_id in policy.key_ids:
-            seats = (policy.key_ids - {op.key_id}) | {successor_id}
+        if policy is not None and key_id in policy.key_ids:
+            seats = (policy.key_ids - {key_id}) | {successor_id}
             effects.append(PolicySet(name, dataclasses.replace(policy, key_ids=seats)))
-    return Accepted(tx, now_ms, tuple(effects), state.revision)
+    return tuple(effects)
+
+
+def decide_rotate_sealer(
+    state: State, tx: Tx, key: Key, op: RotateSealer, now_ms: int
+) -> Accepted | Rejected:
+    """Hand block sealing to ``op.successor`` (``ledger.model.RotateSealer``).
+
+    Signed by a sealer key (UNAUTHORIZED otherwise) and cosigned by the successor, a new key
+    (INVALID_OPERATION, ALREADY_EXISTS). The successor takes over the key's roles, accounts and
+    policy seats and the key is revoked, like an UpdateKey handover; the sequencer ends the block
+    here and seals the next one with the successor.
+    """
+    if SEALER_ROLE not in key.roles:
+        return Rejected(
+            RejectionCode.UNAUTHORIZED, f"RotateSealer needs the sealer's key, {tx.key_id} is not"
+        )
+    if len(op.successor) != public_key_bytes:
+        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
+    if all(public_key != op.successor for _, public_key in tx.cosigners):
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            "the successor must cosign its rotation: that proves it holds the new key",
+        )
+    successor_id = key_id_of(op.successor)
+    if successor_id in state.keys:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {successor_id} already registered")
+    owned = tuple(sorted(key.accounts))
+    effects = _handover(state, tx.key_id, key, op.successor, owned, now_ms)
+    rotated = SealerRotated(key.public_key, op.successor)
+    return Accepted(tx, now_ms, (*effects, rotated), state.revision)
+
+
+def decide_set_issuance_cap(
+    state: State, tx: Tx, key: Key, op: SetIssuanceCap, now_ms: int
+) -> Accepted | Rejected:
+    """Set or remove an asset's issuance cap (admin only).
+
+    The asset must exist (UNKNOWN_ASSET); the cap is 0..int64_max and differs from the current
+    one (INVALID_OPERATION). A cap below what is already outstanding is allowed: nothing more
+    is issued until redemptions bring it under.
+    """
+    if (refused := _unauthorized_unless_admin(tx, key, "SetIssuanceCap")) is not None:
+        return refused
+    asset = state.assets.get(op.asset)
+    if asset is None:
+        return Rejected(RejectionCode.UNKNOWN_ASSET, f"asset {op.asset} is not defined")
+    if op.cap is not None and not 0 <= op.cap <= int64_max:
+        return Rejected(RejectionCode.INVALID_OPERATION, f"cap {op.cap} outside 0..{int64_max}")
+    if op.cap == asset.issuance_cap:
+        return Rejected(
+            RejectionCode.INVALID_OPERATION, f"{op.asset}'s issuance cap is already {op.cap}"
+        )
+    return Accepted(tx, now_ms, (IssuanceCapSet(op.asset, op.cap),), state.revision)
+
+
+def decide_set_account_metadata(
+    state: State, tx: Tx, key: Key, op: SetAccountMetadata, now_ms: int
+) -> Accepted | Rejected:
+    """Replace an account's metadata (admin only; UNKNOWN_ACCOUNT). The codec bounds it."""
+    if (refused := _unauthorized_unless_admin(tx, key, "SetAccountMetadata")) is not None:
+        return refused
+    if op.account not in state.accounts:
+        return Rejected(RejectionCode.UNKNOWN_ACCOUNT, f"account {op.account} does not exist")
+    metadata = tuple(op.metadata.items())
+    return Accepted(tx, now_ms, (AccountMetadataSet(op.account, metadata),), state.revision)
 
 
 def _unknown_account(state: State, accounts: tuple[str, ...]) -> Rejected | None:

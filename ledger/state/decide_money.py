@@ -19,8 +19,21 @@ before it can be checked):
 
 from __future__ import annotations
 
+from ledger import blocks, codec, merkle, signing
+from ledger.errors import DecodeError, ProofError
 from ledger.limits import int64_max, int64_min, postings_max_count, postings_min_count
-from ledger.model import AccountStatus, Capture, Hold, Posting, Transfer, Tx, Void
+from ledger.model import (
+    AccountStatus,
+    Capture,
+    Hold,
+    Posting,
+    Reverse,
+    Role,
+    Transfer,
+    Tx,
+    TxBody,
+    Void,
+)
 from ledger.rejections import Rejected, RejectionCode
 from ledger.state.effects import (
     Accepted,
@@ -29,8 +42,12 @@ from ledger.state.effects import (
     HoldOpened,
     HoldResolved,
     Posted,
+    Reversed,
 )
-from ledger.state.state import Account, HoldRecord, HoldStatus, Key, State
+from ledger.state.state import Account, HoldRecord, HoldStatus, Key, State, key_id_of
+
+ISSUER_ROLE = Role.ISSUER.value
+SEALER_ROLE = Role.SEALER.value
 
 _ACTIVE = AccountStatus.ACTIVE
 _CLOSED = AccountStatus.CLOSED
@@ -76,7 +93,10 @@ def decide_transfer(
         if amount < 0:
             if name not in owned or account.policy is not None or available < int64_min:
                 break
-            if available < 0 and not account.allow_negative:
+            if account.allow_negative:  # issuing: the ordered checks know about caps
+                if state.assets[posting.asset].issuance_cap is not None:
+                    break
+            elif available < 0:
                 break
         else:
             limit = account.max_balance
@@ -128,6 +148,15 @@ def authority_rejection(
                 return Rejected(RejectionCode.UNAUTHORIZED, detail)
         else:
             policies.append((name, amount, policy))
+        if (
+            account is not None
+            and _capped_issuer(state, account) is not None
+            and not any(ISSUER_ROLE in signer.roles for signer in signers)
+        ):
+            return Rejected(
+                RejectionCode.UNAUTHORIZED,
+                f"issuing {account.asset} (capped) needs a signing key with the issuer role",
+            )
     signed = {tx.key_id, *(cosigner_id for cosigner_id, _ in tx.cosigners)}
     for name, amount, policy in policies:
         required = policy.required(amount)
@@ -228,6 +257,11 @@ def decide_transfer_ordered(
                 f"needs {-posting.amount}",
             )
     for posting, account in zip(postings, accounts, strict=True):
+        if posting.amount < 0 and (
+            refused := _issuance_rejection(state, account, account.held - posting.amount)
+        ):
+            return refused
+    for posting, account in zip(postings, accounts, strict=True):
         limit = account.max_balance
         if posting.amount > 0 and limit is not None and account.balance + posting.amount > limit:
             return Rejected(
@@ -249,6 +283,30 @@ def decide_transfer_ordered(
             )
         )
     return Accepted(tx, now_ms, tuple(effects), state.revision)
+
+
+def _capped_issuer(state: State, account: Account) -> int | None:
+    """The issuance cap when ``account`` is the issuer account of a capped asset, else None."""
+    if not account.allow_negative:
+        return None
+    asset = state.assets.get(account.asset)
+    return None if asset is None else asset.issuance_cap
+
+
+def _issuance_rejection(state: State, account: Account, held: int) -> Rejected | None:
+    """ISSUANCE_CAP_EXCEEDED when the issuer ``account`` of a capped asset would have more
+    than the cap outstanding with ``held`` reserved (outstanding = -(balance - held): money
+    issued or promised by an open hold)."""
+    cap = _capped_issuer(state, account)
+    if cap is None:
+        return None
+    outstanding = held - account.balance
+    if outstanding <= cap:
+        return None
+    return Rejected(
+        RejectionCode.ISSUANCE_CAP_EXCEEDED,
+        f"{account.asset} would have {outstanding} outstanding, above its issuance cap {cap}",
+    )
 
 
 def _status_rejection(postings: tuple[Posting, ...], accounts: list[Account]) -> Rejected:
@@ -315,6 +373,8 @@ def decide_hold(state: State, tx: Tx, key: Key, op: Hold, now_ms: int) -> Accept
             f"account {op.payer} has {payer.balance - payer.held} available, needs {amount}",
         )
     held = payer.held + amount
+    if refused := _issuance_rejection(state, payer, held):
+        return refused
     if amount > int64_max or held > int64_max or payer.balance - held < int64_min:
         return Rejected(RejectionCode.OVERFLOW, f"held amount of {op.payer} would leave int64")
     effects = (
@@ -417,3 +477,107 @@ def decide_void(state: State, tx: Tx, key: Key, op: Void, now_ms: int) -> Accept
         HoldResolved(op.hold_id, HoldStatus.VOIDED, 0),
     )
     return Accepted(tx, now_ms, effects, state.revision)
+
+
+def decide_reverse(state: State, tx: Tx, key: Key, op: Reverse, now_ms: int) -> Accepted | Rejected:
+    """Undo all or part of an earlier sealed Transfer of this ledger (``ledger.model.Reverse``).
+
+    The original must be proven first (ORIGINAL_NOT_PROVEN): there is nothing to check the
+    reversal against without it. Then the reversing postings against the original
+    (INVALID_OPERATION for an original that is not a Transfer, a posting to an account it did
+    not post to or of the same sign; REVERSAL_EXCEEDS_ORIGINAL for more than remains), and then
+    every check of a Transfer, in precedence order, on the reversing postings: the accounts it
+    debits (the original's payees) authorize it, and it needs their funds.
+    """
+    original = _proven_original(state, tx.body.ledger, op)
+    if isinstance(original, Rejected):
+        return original
+    if not isinstance(original.op, Transfer):
+        return Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"only a Transfer is reversed; {original.tx_id.hex()} is a {original.kind}",
+        )
+    undone = state.reversed.get(original.tx_id, {})
+    remaining = {
+        posting.account: (posting, abs(posting.amount) - undone.get(posting.account, 0))
+        for posting in original.op.postings
+    }
+    postings = op.postings or tuple(
+        Posting(posting.account, posting.asset, left if posting.amount < 0 else -left)
+        for posting, left in remaining.values()
+        if left
+    )
+    if not postings:
+        return Rejected(
+            RejectionCode.REVERSAL_EXCEEDS_ORIGINAL,
+            f"transfer {original.tx_id.hex()} is already reversed in full",
+        )
+    for posting in postings:
+        found = remaining.get(posting.account)
+        if found is None or found[0].asset != posting.asset:
+            return Rejected(
+                RejectionCode.INVALID_OPERATION,
+                f"transfer {original.tx_id.hex()} posted no {posting.asset} to {posting.account}",
+            )
+        if (posting.amount < 0) == (found[0].amount < 0) or posting.amount == 0:
+            return Rejected(
+                RejectionCode.INVALID_OPERATION,
+                f"a reversing posting to {posting.account} has the opposite sign of the original",
+            )
+    for posting in postings:
+        if abs(posting.amount) > remaining[posting.account][1]:
+            return Rejected(
+                RejectionCode.REVERSAL_EXCEEDS_ORIGINAL,
+                f"{abs(posting.amount)} of {posting.account}'s posting is more than the "
+                f"{remaining[posting.account][1]} left to reverse",
+            )
+    decision = decide_transfer_ordered(state, tx, key, Transfer(postings), now_ms)
+    if isinstance(decision, Rejected):
+        return decision
+    reversed_now = tuple(
+        sorted(
+            (posting.account, undone.get(posting.account, 0) + abs(posting.amount))
+            for posting in postings
+        )
+    )
+    effects = (*decision.effects, Reversed(original.tx_id, reversed_now))
+    return Accepted(tx, now_ms, effects, state.revision)
+
+
+def _proven_original(state: State, ledger: str, op: Reverse) -> TxBody | Rejected:
+    """The original's body when ``op`` proves it was sealed in ``ledger``: its envelope is leaf
+    ``tx_index`` of the tx_root of a header of this ledger, sealed by a key that held the sealer
+    role at the block's time. ORIGINAL_NOT_PROVEN otherwise."""
+    try:
+        header = codec.decode_block_header(op.block_header)
+    except DecodeError as exc:
+        return _not_proven(f"block_header is not a BlockHeader ({exc})")
+    if header.ledger != ledger:
+        return _not_proven(f"the block is of ledger {header.ledger!r}, not {ledger!r}")
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(op.original),
+            op.tx_index,
+            header.tx_count,
+            op.audit_path,
+            header.tx_root,
+        )
+    except ProofError as exc:
+        return _not_proven(f"the original is not in block {header.height} ({exc})")
+    sealer = state.keys.get(key_id_of(header.sealer_key))
+    if (
+        sealer is None
+        or SEALER_ROLE not in sealer.roles
+        or (sealer.revoked_at_ms is not None and sealer.revoked_at_ms < header.sealed_at_ms)
+    ):
+        return _not_proven(f"block {header.height} names a key that was not its sealer")
+    if not signing.message_signature_ok(header.sealer_key, op.seal, blocks.block_hash(header)):
+        return _not_proven(f"the seal of block {header.height} does not verify")
+    try:
+        return codec.decode_submission(op.original)[1]
+    except DecodeError as exc:  # sealed by this ledger yet unreadable: a newer body version
+        return Rejected(RejectionCode.INVALID_OPERATION, f"the original cannot be read: {exc}")
+
+
+def _not_proven(detail: str) -> Rejected:
+    return Rejected(RejectionCode.ORIGINAL_NOT_PROVEN, detail)

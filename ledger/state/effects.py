@@ -134,6 +134,40 @@ class PolicySet:
     policy: AccountPolicy | None
 
 
+@dataclass(frozen=True, slots=True)
+class IssuanceCapSet:
+    """``asset``'s outstanding issuance may not exceed ``cap`` from now on (None: no cap)."""
+
+    asset: str
+    cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reversed:
+    """Part or all of transfer ``original`` is undone; ``undone`` is (account, magnitude undone
+    so far, this reversal included) for each account this reversal posts to, sorted."""
+
+    original: bytes
+    undone: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SealerRotated:
+    """Blocks after this transaction's block are sealed by ``successor`` instead of
+    ``previous`` (public keys); the keys' own changes come as KeyRegistered and KeyRevoked."""
+
+    previous: bytes
+    successor: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMetadataSet:
+    """``account``'s metadata is now ``metadata`` (only the chain and the views keep it)."""
+
+    account: str
+    metadata: tuple[tuple[str, str], ...]
+
+
 Effect = (
     Posted
     | BalanceChanged
@@ -148,6 +182,10 @@ Effect = (
     | Attested
     | FinalitySet
     | PolicySet
+    | IssuanceCapSet
+    | Reversed
+    | SealerRotated
+    | AccountMetadataSet
 )
 
 

@@ -80,6 +80,8 @@ class Account:
 class Asset:
     scale: int
     issuer_account: str
+    issuance_cap: int | None = None
+    """How far the issuer account may go below zero; None: no cap (``SetIssuanceCap``)."""
 
 
 @dataclass(slots=True)
@@ -137,6 +139,7 @@ class State:
         "now_ms",
         "tx_count",
         "finality_threshold",
+        "reversed",
         "revision",
         "tx_expiry",
         "hold_expiry_heap",
@@ -155,6 +158,10 @@ class State:
         """Transactions accepted and applied since genesis."""
         self.finality_threshold: int = 0
         """Distinct registered witnesses that must co-sign a block for it to be final (0: none)."""
+        self.reversed: dict[bytes, dict[str, int]] = {}
+        """tx_id of a reversed Transfer -> account -> how much of its posting to that account
+        is undone so far (a magnitude). Only reversed transfers are here: a Reverse carries the
+        proof of its original, so the state keeps no copy of past transfers."""
         self.revision: int = 0
         """Bumped by every mutation; an ``Accepted`` is valid only for the revision it saw."""
         self.tx_expiry = TxExpiry()
@@ -174,6 +181,7 @@ class State:
             and self.now_ms == other.now_ms
             and self.tx_count == other.tx_count
             and self.finality_threshold == other.finality_threshold
+            and self.reversed == other.reversed
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -211,6 +219,10 @@ class State:
     def active_count_with_role(self, role: str) -> int:
         """Unrevoked keys with ``role`` (O(keys): only admin operations ask)."""
         return sum(1 for key in self.keys.values() if not key.revoked and role in key.roles)
+
+    def sealer_keys(self) -> dict[str, Key]:
+        """Every key that holds or held the sealer role, by key_id (O(keys): rare callers)."""
+        return {key_id: key for key_id, key in self.keys.items() if "sealer" in key.roles}
 
     def witness_keys(self) -> frozenset[bytes]:
         """Public keys of the unrevoked witnesses: whose cosignatures count toward finality."""

@@ -178,10 +178,11 @@ def test_a_version_3_snapshot_restores_with_no_policy() -> None:
     """A snapshot written before version 4 (no finality_threshold field) restores with 0."""
     ledger = witnessed_ledger()
     data = snapshot_bytes(ledger.state)
-    # Version 5 is version 3 plus a trailing int (the threshold, 0) and a trailing array (the
-    # account policies, none): cut both and write the version as 3 (zigzag 6).
-    assert data[:1] == b"\x0a" and data[-2:] == b"\x00\x00"
-    version_3 = b"\x06" + data[1:-2]
+    # Version 6 is version 3 plus a trailing int (the threshold, 0) and three trailing arrays
+    # (account policies, issuance caps, reversals: none): cut them and write the version as 3
+    # (zigzag 6).
+    assert data[:1] == b"\x0c" and data[-4:] == b"\x00\x00\x00\x00"
+    version_3 = b"\x06" + data[1:-4]
     restored = restore(version_3)
     assert restored == ledger.state and restored.finality_threshold == 0
     # and a version 4 snapshot's threshold is read as such: version 3 does not carry one
