@@ -8,6 +8,13 @@
 
 ``build_block`` (for the sequencer) and ``ChainVerifier`` (for readers) move the same
 ``ChainCheckpoint`` forward, so a block is built by exactly the rules it is checked by.
+
+Sealer rotation (docs/sealer-rotation.md): a block whose last transaction is a valid
+``RotateSealer`` hands sealing to its successor from the next block on. Valid means: signed by
+the block's own sealer, cosigned by the successor, every signature over the body bytes good, for
+the block's ledger (``rotation_problem`` and ``signing.verify_envelope``). Readers look at the
+last transaction only, and decode it only when its operation index says RotateSealer: one cheap
+read per block. A RotateSealer anywhere else in a block is the state machine's matter.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import codec, merkle, signing
 from ledger.errors import ChainError, DecodeError, LedgerError, SignatureError
-from ledger.model import Block, BlockHeader, SealedTx
+from ledger.model import OPERATION_TYPES, Block, BlockHeader, Envelope, RotateSealer, SealedTx
 
 BLOCK_HASH_DOMAIN: Final = b"ledger.v1.block\x00"
 """Prefix of every hashed header, so a block hash can never pass as another message's hash."""
@@ -31,6 +38,9 @@ GENESIS_PREV_HASH: Final = bytes(32)
 """prev_hash of block 0: there is no earlier block."""
 
 hash_bytes: Final = 32
+
+ROTATE_SEALER_INDEX: Final = OPERATION_TYPES.index(RotateSealer)
+"""Branch of the TxBody ``op`` union that rotates the sealer (``codec.operation_index``)."""
 
 
 def block_hash(header: BlockHeader) -> bytes:
@@ -81,6 +91,68 @@ def tx_root(transactions: Sequence[SealedTx]) -> bytes:
 def blocks_root(block_hashes: Sequence[bytes]) -> bytes:
     """The blocks_root of the block that follows ``block_hashes`` (hashes of blocks 0..h-1)."""
     return merkle.root([merkle.leaf_hash(digest) for digest in block_hashes])
+
+
+@dataclass(frozen=True, slots=True)
+class SealerRotation:
+    """A RotateSealer transaction, decoded but not yet checked (``rotation_problem``)."""
+
+    envelope: Envelope
+    ledger: str
+    successor: bytes
+
+
+def read_sealer_rotation(envelope_bytes: bytes) -> SealerRotation | None:
+    """The RotateSealer in ``envelope_bytes``; None when it holds another operation.
+
+    Only the operation index is read unless it is a RotateSealer. Bytes that are no envelope,
+    or whose body is too short to name an operation, are no rotation either (None): nothing can
+    rotate the sealer without a valid envelope. DecodeError when the body claims to be a
+    RotateSealer and does not decode.
+    """
+    try:
+        envelope = codec.decode_envelope(envelope_bytes)
+        if codec.operation_index(envelope.body) != ROTATE_SEALER_INDEX:
+            return None
+    except DecodeError:
+        return None
+    body = codec.decode_tx_body(envelope.body, envelope.body_version)
+    if not isinstance(body.op, RotateSealer):  # operation_index and the decoder disagree
+        raise DecodeError(f"the body's operation index is RotateSealer, its op is {body.kind}")
+    return SealerRotation(envelope, body.ledger, body.op.successor)
+
+
+def sealer_rotation(block: Block) -> SealerRotation | None:
+    """The RotateSealer ending ``block`` (decoded, not checked); None when it ends otherwise."""
+    if not block.transactions:
+        return None
+    return read_sealer_rotation(block.transactions[-1].envelope)
+
+
+def rotation_problem(rotation: SealerRotation, header: BlockHeader) -> str | None:
+    """Why ``rotation``, the last transaction of the block of ``header``, does not hand sealing
+    to its successor; None when it does, once its signatures verify.
+
+    Checks, in order: the ledger, the submitting key (the block's own sealer), the successor (a
+    new key, among the cosigners). Signatures are the caller's last check, with
+    ``signing.verify_envelope`` (the Ed25519 work comes after the cheap comparisons).
+    """
+    envelope = rotation.envelope
+    if rotation.ledger != header.ledger:
+        return f"the RotateSealer is for ledger {rotation.ledger!r}, not {header.ledger!r}"
+    if envelope.public_key != header.sealer_key:
+        return (
+            f"the RotateSealer is signed by key {_key_id(envelope.public_key)}, "
+            f"not by the block's sealer {_key_id(header.sealer_key)}"
+        )
+    if rotation.successor == header.sealer_key:
+        return f"the RotateSealer names the block's own sealer {_key_id(header.sealer_key)}"
+    if rotation.successor not in {cosigner.public_key for cosigner in envelope.cosigners}:
+        return (
+            f"the successor {_key_id(rotation.successor)} did not cosign the RotateSealer "
+            "(the cosignature proves it holds the new key)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +258,17 @@ class ChainVerifier:
 
     Feed blocks in order with ``feed``. Each must be the next height of the same ledger, link to
     the previous hash, continue the seq numbering, carry the right tx_count, tx_root and
-    blocks_root, and be sealed by its sealer_key (and, if given, by ``trusted_sealer_key``).
+    blocks_root, and be sealed by the expected sealer (``sealer_key``): ``trusted_sealer_key``,
+    or when it is None the sealer of the first block fed, until a block ends in a valid
+    RotateSealer; from the block after it, its successor. A sealer change anywhere else, or a
+    RotateSealer that does not hold, fails.
     The first failure raises ``ChainError(height, reason)``, where height is the height that
     was expected (the chain is verified up to height - 1), and leaves the verifier unchanged.
-    Envelope signatures and the state machine are not checked here: replaying them is the
-    consumer's job (one Ed25519 check per transaction).
+    Envelope signatures (but a rotation's) and the state machine are not checked here:
+    replaying them is the consumer's job (one Ed25519 check per transaction).
+
+    To resume later, pass ``checkpoint`` and ``sealer_key`` (as ``trusted_sealer_key``)
+    together: a checkpoint alone does not say which key sealing has passed to.
     """
 
     def __init__(
@@ -202,7 +280,11 @@ class ChainVerifier:
     ) -> None:
         if checkpoint is not None and ledger is not None and checkpoint.ledger != ledger:
             raise ValueError(f"checkpoint is of ledger {checkpoint.ledger!r}, not {ledger!r}")
-        self._trusted_sealer_key = trusted_sealer_key
+        self._sealer_key = trusted_sealer_key
+        self._sealer_trusted = trusted_sealer_key is not None
+        self._rotated_at: int | None = None
+        """Height of the last rotation followed; None before the first one."""
+        self._rotation_count = 0
         self._checkpoint = checkpoint
         self._ledger = checkpoint.ledger if checkpoint is not None else ledger
         self._next_blocks_root = (
@@ -219,6 +301,19 @@ class ChainVerifier:
         """Where the verified chain stands; None before any block."""
         return self._checkpoint
 
+    @property
+    def sealer_key(self) -> bytes | None:
+        """The key that must seal the next block; None before any block when no key is trusted.
+
+        After a block ending in a RotateSealer this is already its successor.
+        """
+        return self._sealer_key
+
+    @property
+    def rotation_count(self) -> int:
+        """Sealer rotations followed by this verifier (not those before its checkpoint)."""
+        return self._rotation_count
+
     def feed(self, block: Block) -> bytes:
         """Verify ``block`` as the next block; on success remember it and return its hash."""
         height = self.next_height
@@ -226,12 +321,17 @@ class ChainVerifier:
         if problem is not None:
             raise ChainError(height, problem)
         digest = self._sealed_hash(block, height)
+        successor = self._successor(block, height)
         header = block.header
         following = _advance(self._checkpoint, header, digest)
         assert following.height == height and following.block_hash == digest
         self._checkpoint = following
         self._ledger = header.ledger
         self._next_blocks_root = following.next_blocks_root
+        self._sealer_key = header.sealer_key if successor is None else successor
+        if successor is not None:
+            self._rotated_at = height
+            self._rotation_count += 1
         return digest
 
     def _position_problem(self, header: BlockHeader) -> str | None:
@@ -273,13 +373,44 @@ class ChainVerifier:
                 f"tx_root {_hex(header.tx_root)} is not the root over its transactions "
                 f"({computed_tx_root.hex()})"
             )
-        trusted = self._trusted_sealer_key
-        if trusted is not None and header.sealer_key != trusted:
-            return (
-                f"sealed by key {_key_id(header.sealer_key)}, "
-                f"not the trusted sealer {_key_id(trusted)}"
-            )
+        expected = self._sealer_key
+        if expected is not None and header.sealer_key != expected:
+            return self._sealer_problem(header.sealer_key, expected)
         return None
+
+    def _sealer_problem(self, sealer_key: bytes, expected: bytes) -> str:
+        sealed_by = f"sealed by key {_key_id(sealer_key)}"
+        if self._rotated_at is not None:
+            return (
+                f"{sealed_by}, not {_key_id(expected)}, the successor named by the "
+                f"RotateSealer ending block {self._rotated_at}"
+            )
+        if self._sealer_trusted:
+            return f"{sealed_by}, not the trusted sealer {_key_id(expected)}"
+        return (
+            f"{sealed_by}, not {_key_id(expected)}, which sealed the blocks before it: the "
+            "sealer changes only after a block that ends in a RotateSealer"
+        )
+
+    def _successor(self, block: Block, height: int) -> bytes | None:
+        """The key that seals from the next block on when ``block`` (sealed, so its header is
+        trusted) ends in a RotateSealer that holds; None when it ends otherwise."""
+        try:
+            rotation = sealer_rotation(block)
+        except DecodeError as exc:
+            raise ChainError(
+                height, f"its last transaction, a RotateSealer, does not decode: {exc}"
+            ) from exc
+        if rotation is None:
+            return None
+        problem = rotation_problem(rotation, block.header)
+        if problem is not None:
+            raise ChainError(height, problem)
+        try:
+            signing.verify_envelope(rotation.envelope)
+        except SignatureError as exc:
+            raise ChainError(height, f"the RotateSealer's {exc}") from exc
+        return rotation.successor
 
     def _sealed_hash(self, block: Block, height: int) -> bytes:
         """The block hash, once the seal over it verifies."""
@@ -321,13 +452,18 @@ def _key_id(public_key: bytes) -> str:
 __all__ = [
     "BLOCK_HASH_DOMAIN",
     "GENESIS_PREV_HASH",
+    "ROTATE_SEALER_INDEX",
     "ChainCheckpoint",
     "ChainVerifier",
+    "SealerRotation",
     "block_hash",
     "blocks_root",
     "build_block",
     "check_seal",
+    "read_sealer_rotation",
+    "rotation_problem",
     "seal",
+    "sealer_rotation",
     "tx_leaf_hashes",
     "tx_root",
     "verify_chain",

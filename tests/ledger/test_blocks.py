@@ -175,14 +175,16 @@ def test_gaps_duplicates_and_reordering_fail_at_the_missing_height(chain: Chain)
 
 
 def test_a_block_resealed_by_another_key_is_caught(chain: Chain) -> None:
-    """A forger who reseals block h with their own key breaks the link at h + 1, and the
-    trusted sealer key catches it at h itself."""
+    """A forger who reseals block h with their own key is caught at h itself: by the trusted
+    sealer key, and without one by the sealer change that no RotateSealer allowed."""
     forger = signing.Signer.generate()
     block = chain.blocks[2]
     header = dataclasses.replace(block.header, sealer_key=forger.public_key)
     forged = Block(header, block.transactions, blocks.seal(header, forger))
     tampered = _replace_block(chain, 2, forged)
-    assert _chain_error_height(tampered) == 3
+    with pytest.raises(ChainError, match="changes only after a block that ends in a RotateSealer"):
+        blocks.verify_chain(tampered)
+    assert _chain_error_height(tampered) == 2
     with pytest.raises(ChainError, match="not the trusted sealer") as caught:
         blocks.verify_chain(tampered, chain.sealer.public_key)
     assert caught.value.height == 2
