@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, DecodeError
-from ledger.model import Block, Tx
+from ledger.model import Block, RotateSealer, Tx
 from ledger.signing import key_id
 from ledger.state import (
     Accepted,
@@ -67,6 +67,8 @@ class Replica:
 
     ledger: str
     trusted_sealer_key: bytes | None = None
+    """The key that must seal the next block (None: whichever seals it). It follows the chain's
+    RotateSealer transactions, so it is the successor once one is applied."""
     state: State = field(default_factory=State)
     checkpoint: ChainCheckpoint | None = None
     last_sealed_at_ms: int = 0
@@ -85,7 +87,8 @@ class Replica:
         1. the chain checks (height, prev_hash, roots, seal) of ``ChainVerifier``;
         2. ``begin_block`` at the block's time;
         3. every transaction must decide as Accepted again: a block that does not replay is a
-           fork or a bug, and raises ``ChainError`` naming its height.
+           fork or a bug, and raises ``ChainError`` naming its height. A RotateSealer must be
+           the block's last transaction (``ledger.sealing``).
         """
         verifier = ChainVerifier(
             trusted_sealer_key=self.trusted_sealer_key,
@@ -108,9 +111,12 @@ class Replica:
                     header.height,
                     f"seq {sealed.seq} replays as {decision.code.name}: {decision.detail}",
                 )
+            if type(tx.body.op) is RotateSealer and index != len(block.transactions) - 1:
+                raise ChainError(header.height, f"seq {sealed.seq}: a RotateSealer mid-block")
             apply(self.state, decision)
             applied.append(AppliedTx(sealed.seq, index, decision))
         self.checkpoint = verifier.checkpoint
+        self.trusted_sealer_key = verifier.sealer_key
         self.last_sealed_at_ms = now_ms
         return AppliedBlock(block, digest, expiry, tuple(applied))
 
@@ -136,6 +142,9 @@ def snapshot(replica: Replica, source_offset_end: int, blocks_offset_next: int) 
             "next_first_seq": checkpoint.next_first_seq,
             "blocks_tree": checkpoint.blocks_tree.hex(),
             "last_sealed_at_ms": replica.last_sealed_at_ms,
+            "sealer_key": None
+            if replica.trusted_sealer_key is None
+            else replica.trusted_sealer_key.hex(),
             "source_offset_end": source_offset_end,
             "blocks_offset_next": blocks_offset_next,
         },
@@ -152,7 +161,12 @@ class RestoredReplica:
 
 
 def restore_snapshot(data: bytes, trusted_sealer_key: bytes | None = None) -> RestoredReplica:
-    """The replica of ``snapshot``; DecodeError when the bytes are not one."""
+    """The replica of ``snapshot``; DecodeError when the bytes are not one.
+
+    The snapshot names the key that seals the block after it (the chain may have rotated its
+    sealer since ``trusted_sealer_key``, the first one); a snapshot from before rotation existed
+    names none, and ``trusted_sealer_key`` is used.
+    """
     try:
         header_size = int.from_bytes(data[:4], "big")
         header = json.loads(data[4 : 4 + header_size])
@@ -167,9 +181,12 @@ def restore_snapshot(data: bytes, trusted_sealer_key: bytes | None = None) -> Re
             next_first_seq=header["next_first_seq"],
             blocks_tree=bytes.fromhex(header["blocks_tree"]),
         )
+        sealer_key = header.get("sealer_key")
         replica = Replica(
             ledger=header["ledger"],
-            trusted_sealer_key=trusted_sealer_key,
+            trusted_sealer_key=trusted_sealer_key
+            if sealer_key is None
+            else bytes.fromhex(sealer_key),
             state=restore(data[4 + header_size :]),
             checkpoint=checkpoint,
             last_sealed_at_ms=header["last_sealed_at_ms"],

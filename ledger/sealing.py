@@ -11,7 +11,9 @@ a block's ``source_offset_end`` (the offset after its last message) is the whole
   2. ``BlockCutter.take_due`` returns the open block once its wait is over;
   3. ``seal_block`` decides every envelope at one block time, in order, applies the accepted
      ones to the replica and builds the sealed block; the refused ones become rejections that
-     name the position they were submitted at.
+     name the position they were submitted at. A ``RotateSealer`` is decided after every other
+     envelope of its block, so that an accepted one is the block's last transaction: the
+     sealer changes between blocks, and readers look for a rotation only at a block's end.
 
 No clock and no I/O: the caller passes monotonic seconds for the cut and wall milliseconds for
 the block time, and produces the result.
@@ -19,12 +21,13 @@ the block time, and produces the result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger import codec, limits
 from ledger.blocks import build_block
 from ledger.errors import DecodeError
-from ledger.model import Block, RejectionRecord, VerifiedEntry
+from ledger.model import Block, RejectionRecord, RotateSealer, Tx, VerifiedEntry
 from ledger.rejections import Rejected, RejectionCode, Stage
 from ledger.replica import Replica, tx_from_envelope
 from ledger.signing import Signer, key_id
@@ -129,15 +132,28 @@ class BlockCutter:
 class SealedBlock:
     block: Block
     rejections: tuple[RejectionRecord, ...]
+    next_signer: Signer | None = None
+    """The successor that seals the next block when this block rotated the sealer."""
+
+
+def _no_successors(public_key: bytes) -> Signer | None:
+    return None
 
 
 def seal_block(
-    replica: Replica, open_block: OpenBlock, now_ms: int, source_partition: int, signer: Signer
+    replica: Replica,
+    open_block: OpenBlock,
+    now_ms: int,
+    source_partition: int,
+    signer: Signer,
+    successors: Callable[[bytes], Signer | None] = _no_successors,
 ) -> SealedBlock:
     """Step 3: decide and apply every envelope at block time ``now_ms``, then build the block.
 
     ``replica`` moves to the state after the block (its checkpoint included); if producing the
     block fails, the caller must discard the replica (the sequencer restarts from the chain).
+    ``successors`` gives the private key of a public key the sequencer holds: a RotateSealer
+    to a key it does not hold is refused, since no block could follow it.
     """
     assert replica.checkpoint is not None, "a shard seals only after genesis"
     now_ms = max(now_ms, replica.last_sealed_at_ms)
@@ -145,15 +161,55 @@ def seal_block(
     begin_block(replica.state, now_ms)
     envelopes: list[bytes] = []
     rejections: list[RejectionRecord] = []
+    rotations: list[tuple[VerifiedMessage, VerifiedEntry, Tx]] = []
+    next_signer = None
     for message in open_block.messages:
         for entry in message.entries:
-            refusal = refusal_of(entry.envelope, replica.ledger, replica.state, now_ms)
+            decoded = _decoded(entry.envelope, replica.ledger)
+            if isinstance(decoded, Refusal):
+                refusal: Refusal | None = decoded
+            elif type(decoded.body.op) is RotateSealer:
+                rotations.append((message, entry, decoded))
+                continue
+            else:
+                refusal = _decide(decoded, replica.state, now_ms)
             if refusal is None:
                 envelopes.append(entry.envelope)
             else:
                 rejections.append(
                     _rejection(replica.ledger, height, message, entry, refusal, now_ms)
                 )
+    for message, entry, tx in rotations:  # after the rest: an accepted one ends the block
+        assert isinstance(tx.body.op, RotateSealer)
+        successor = successors(tx.body.op.successor)
+        if successor is None:
+            refusal = Refusal(
+                Rejected(
+                    RejectionCode.INVALID_OPERATION,
+                    f"the sequencer does not hold successor {key_id(tx.body.op.successor)}'s "
+                    "private key: put it in the sealer keyring first (docs/sealer-rotation.md)",
+                ),
+                tx.body.tx_id,
+                tx.key_id,
+                tx.body.external_ref,
+            )
+        elif tx.public_key != signer.public_key:
+            refusal = Refusal(
+                Rejected(
+                    RejectionCode.UNAUTHORIZED,
+                    f"RotateSealer is signed by {tx.key_id}, not by the key sealing this block",
+                ),
+                tx.body.tx_id,
+                tx.key_id,
+                tx.body.external_ref,
+            )
+        else:
+            refusal = _decide(tx, replica.state, now_ms)
+        if refusal is None:
+            envelopes.append(entry.envelope)
+            next_signer = successor
+        else:
+            rejections.append(_rejection(replica.ledger, height, message, entry, refusal, now_ms))
     block, replica.checkpoint = build_block(
         replica.checkpoint,
         ledger=replica.ledger,
@@ -164,8 +220,10 @@ def seal_block(
         signing_key=signer,
     )
     replica.last_sealed_at_ms = now_ms
+    if next_signer is not None:
+        replica.trusted_sealer_key = next_signer.public_key
     assert block.header.height == height
-    return SealedBlock(block, tuple(rejections))
+    return SealedBlock(block, tuple(rejections), next_signer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +236,8 @@ class Refusal:
     external_ref: str | None = None
 
 
-def refusal_of(envelope: bytes, ledger: str, state: State, now_ms: int) -> Refusal | None:
-    """Decide one envelope; None when it was accepted (and applied to ``state``).
+def _decoded(envelope: bytes, ledger: str) -> Tx | Refusal:
+    """The transaction in ``envelope``, or why it cannot be decided.
 
     The body is decoded here, canonically, for the first and only time on the write path:
     a body that does not decode is MALFORMED (or UNSUPPORTED_VERSION), a body of another
@@ -189,14 +247,18 @@ def refusal_of(envelope: bytes, ledger: str, state: State, now_ms: int) -> Refus
         tx = tx_from_envelope(envelope, checked=False)
     except DecodeError as exc:
         return _undecodable(envelope, exc)
-    decision: Accepted | Rejected
     if tx.body.ledger != ledger:
-        decision = Rejected(RejectionCode.UNKNOWN_LEDGER, f"routed to ledger {ledger!r}")
-    else:
-        decision = decide(state, tx, now_ms)
-        if isinstance(decision, Accepted):
-            apply(state, decision)
-            return None
+        rejected = Rejected(RejectionCode.UNKNOWN_LEDGER, f"routed to ledger {ledger!r}")
+        return Refusal(rejected, tx.body.tx_id, tx.key_id, tx.body.external_ref)
+    return tx
+
+
+def _decide(tx: Tx, state: State, now_ms: int) -> Refusal | None:
+    """Decide ``tx`` and apply it when accepted (None); its Refusal otherwise."""
+    decision = decide(state, tx, now_ms)
+    if isinstance(decision, Accepted):
+        apply(state, decision)
+        return None
     return Refusal(decision, tx.body.tx_id, tx.key_id, tx.body.external_ref)
 
 

@@ -36,11 +36,13 @@ from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.lifecycle import collect_less, run_or_exit
 from streams.rows import (
+    ACCOUNT_METADATA,
     ACCOUNT_POLICIES,
     ACCOUNT_STATUSES,
     BALANCES,
     FINALITY_POLICIES,
     HOLD_RESOLUTIONS,
+    ISSUANCE_CAPS,
     KEY_ACCOUNTS,
     KEY_REVOCATIONS,
     PROCESSOR,
@@ -140,6 +142,8 @@ STATEMENTS: Final[dict[Table, str]] = {
     KEY_ACCOUNTS: _update_each(KEY_ACCOUNTS),
     FINALITY_POLICIES: _upsert_each(FINALITY_POLICIES),
     ACCOUNT_POLICIES: _upsert_each(ACCOUNT_POLICIES),
+    ACCOUNT_METADATA: _update_each(ACCOUNT_METADATA),
+    ISSUANCE_CAPS: _update_each(ISSUANCE_CAPS),
     SNAPSHOTS: _upsert_each(SNAPSHOTS, "taken_at"),
     TRACKING: _upsert_each(TRACKING, "updated_at"),
 }

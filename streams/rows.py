@@ -11,13 +11,15 @@ datetime cost about 0.7 µs to build and 0.6 µs to encode, per value, five valu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NewType, assert_never
 
-from ledger.model import RejectionRecord
+from ledger.model import RejectionRecord, Reverse
 from ledger.replica import AppliedBlock
 from ledger.state import (
+    AccountMetadataSet,
     AccountOpened,
     AccountPolicy,
     AccountStatusChanged,
@@ -28,11 +30,14 @@ from ledger.state import (
     FinalitySet,
     HoldOpened,
     HoldResolved,
+    IssuanceCapSet,
     KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
     Posted,
+    Reversed,
+    SealerRotated,
 )
 
 PROCESSOR = "project"
@@ -89,6 +94,11 @@ class TransactionRow(NamedTuple):
     external_ref: str | None
     memo: str | None
     envelope: bytes
+    metadata: str | None
+    """The body's metadata as JSON text (jsonb); None when it has none."""
+    cosigners: list[str] | None
+    reverses: bytes | None
+    """A Reverse's original tx_id."""
 
 
 class PostingRow(NamedTuple):
@@ -198,6 +208,22 @@ class BalanceRow(NamedTuple):
     held: int
     updated_height: int
     updated_seq: int
+
+
+class AccountMetadataRow(NamedTuple):
+    """The ``metadata`` of a row of ``ledger.accounts`` (JSON text)."""
+
+    ledger: str
+    account: str
+    metadata: str
+
+
+class IssuanceCapRow(NamedTuple):
+    """The ``issuance_cap`` of a row of ``ledger.assets``."""
+
+    ledger: str
+    asset: str
+    issuance_cap: int | None
 
 
 class AccountStatusRow(NamedTuple):
@@ -333,11 +359,18 @@ BALANCES = Table("balances", BalanceRow, key=("ledger", "account"))
 ACCOUNT_STATUSES = Table("accounts", AccountStatusRow, key=("ledger", "account"))
 KEY_REVOCATIONS = Table("keys", KeyRevocationRow, key=("ledger", "key_id"))
 KEY_ACCOUNTS = Table("keys", KeyAccountsRow, key=("ledger", "key_id"))
+ACCOUNT_METADATA = Table("accounts", AccountMetadataRow, key=("ledger", "account"))
+ISSUANCE_CAPS = Table("assets", IssuanceCapRow, key=("ledger", "asset"))
 HOLD_RESOLUTIONS = Table("holds", HoldResolutionRow, key=("ledger", "hold_id"))
 SNAPSHOTS = Table("replica_snapshots", SnapshotRow, key=("ledger",))
 FINALITY_POLICIES = Table("finality_policies", FinalityPolicyRow, key=("ledger",))
 ACCOUNT_POLICIES = Table("account_policies", AccountPolicyRow, key=("ledger", "account"))
 TRACKING = Table("tracking", TrackingRow, key=("processor", "stream"))
+
+
+def _reversed(effects: tuple[Effect, ...]) -> bytes:
+    """The original tx_id of a Reverse, from its effects."""
+    return next(effect.original for effect in effects if isinstance(effect, Reversed))
 
 
 # ---- the rows of one batch -------------------------------------------------------------------
@@ -365,6 +398,8 @@ class Rows:
     snapshots: dict[str, SnapshotRow] = field(default_factory=dict)
     finality_policies: dict[str, FinalityPolicyRow] = field(default_factory=dict)
     account_policies: dict[tuple[str, str], AccountPolicyRow] = field(default_factory=dict)
+    account_metadata: dict[tuple[str, str], AccountMetadataRow] = field(default_factory=dict)
+    issuance_caps: dict[tuple[str, str], IssuanceCapRow] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.blocks) + len(self.rejections)
@@ -393,6 +428,8 @@ class Rows:
             (KEY_ACCOUNTS, self.key_accounts.values()),
             (FINALITY_POLICIES, self.finality_policies.values()),
             (ACCOUNT_POLICIES, self.account_policies.values()),
+            (ACCOUNT_METADATA, self.account_metadata.values()),
+            (ISSUANCE_CAPS, self.issuance_caps.values()),
             (REJECTIONS, self.rejections),
             (SNAPSHOTS, self.snapshots.values()),
             (TRACKING, self.tracking.values()),
@@ -431,6 +468,7 @@ class Rows:
             tx = item.accepted.tx
             body = tx.body
             seq = item.seq
+            metadata = body.metadata
             transactions.append(
                 TransactionRow(
                     ledger,
@@ -446,6 +484,9 @@ class Rows:
                     body.external_ref,
                     body.memo,
                     tx.envelope_bytes,
+                    json.dumps(dict(metadata), sort_keys=True) if metadata else None,
+                    [key_id for key_id, _ in tx.cosigners] if tx.cosigners else None,
+                    _reversed(item.accepted.effects) if type(body.op) is Reverse else None,
                 )
             )
             posting_index = 0
@@ -552,6 +593,14 @@ class Rows:
                 self.account_policies[(ledger, account)] = policy_row(
                     ledger, account, policy, height, seq
                 )
+            case AccountMetadataSet(account, metadata):
+                self.account_metadata[(ledger, account)] = AccountMetadataRow(
+                    ledger, account, json.dumps(dict(metadata), sort_keys=True)
+                )
+            case IssuanceCapSet(asset, cap):
+                self.issuance_caps[(ledger, asset)] = IssuanceCapRow(ledger, asset, cap)
+            case Reversed() | SealerRotated():
+                pass  # the transaction row links a reversal; keys carry a rotation
             case Posted():
                 raise AssertionError("postings are numbered by the caller")
             case _:

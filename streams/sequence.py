@@ -29,9 +29,9 @@ from ledger import codec
 from ledger.errors import ConfigError, DecodeError
 from ledger.kafka.clients import committed_reader
 from ledger.model import VerifiedEntry
+from ledger.sealer_keys import SealerKeyring
 from ledger.sealing import VerifiedMessage
 from ledger.settings import TOPIC_SUBMISSIONS, TOPIC_VERIFIED, VERIFIED_BATCH_HEADER, Settings
-from ledger.signing import Signer, load_private_key
 from streams.lifecycle import collect_less, run_or_exit
 from streams.shard import ShardSequencer
 
@@ -76,15 +76,14 @@ class Sequencer:
     session has to time out first.
     """
 
-    def __init__(self, settings: Settings, signer: Signer, ledgers: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, keyring: SealerKeyring, ledgers: Sequence[str]) -> None:
         self.settings = settings
-        self.signer = signer
         self.shards: dict[int, ShardSequencer] = {}
         for ledger in ledgers:
             partition = settings.shard_partition(ledger)
             if partition is None:
                 raise ConfigError(f"ledger {ledger!r} is not in LEDGER_SHARDS")
-            self.shards[partition] = ShardSequencer(settings, ledger, partition, signer)
+            self.shards[partition] = ShardSequencer(settings, ledger, partition, keyring)
         self.consumer = committed_reader(
             settings.kafka_bootstrap_servers,
             "ledger-sequencer",
@@ -149,14 +148,14 @@ class Sequencer:
         return max(0, min(poll_wait_ms_max, int(min(dues) * 1000)))
 
 
-def load_sealer(settings: Settings) -> Signer:
-    return load_private_key(settings.sealer_key_file, settings.sealer_passphrase)
+def load_keyring(settings: Settings) -> SealerKeyring:
+    return SealerKeyring(settings.sealer_key_file, settings.sealer_passphrase)
 
 
 async def run_forever(settings: Settings) -> None:
     """Run the sequencer until the process ends (restart = recover from the chain)."""
     await run_or_exit(
         "sequencer",
-        lambda: Sequencer(settings, load_sealer(settings), settings.sequencer_shards).run(),
+        lambda: Sequencer(settings, load_keyring(settings), settings.sequencer_shards).run(),
         log,
     )

@@ -17,10 +17,11 @@ from aiokafka.errors import ProducerFenced
 from prometheus_client import Counter, Gauge, Histogram
 
 from ledger import codec, limits
-from ledger.errors import ChainError
+from ledger.errors import ChainError, ConfigError
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import KAFKA_ERRORS, transactional_producer
 from ledger.replica import Replica
+from ledger.sealer_keys import SealerKeyring
 from ledger.sealing import BlockCutter, OpenBlock, SealedBlock, seal_block
 from ledger.settings import (
     TOPIC_BLOCKS,
@@ -28,7 +29,7 @@ from ledger.settings import (
     TOPIC_VERIFIED,
     Settings,
 )
-from ledger.signing import Signer
+from ledger.signing import Signer, key_id
 from ledger.snapshots import snapshot_chunks
 from streams.lifecycle import EXIT_FATAL
 from streams.snapshots import read_snapshot, send_snapshot
@@ -106,13 +107,18 @@ def count_block(sealed: SealedBlock, seal_s: float, commit_s: float) -> None:
 
 
 class ShardSequencer:
-    def __init__(self, settings: Settings, ledger: str, partition: int, signer: Signer) -> None:
+    def __init__(
+        self, settings: Settings, ledger: str, partition: int, keyring: SealerKeyring
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.partition = partition
-        self.signer = signer
-        # Replay refuses a chain sealed by another key: one sealer per ledger, set at genesis.
-        self.replica = Replica(ledger, trusted_sealer_key=signer.public_key)
+        self.keyring = keyring
+        self.signer = keyring.configured
+        """The key sealing the next block: the configured one until the chain rotated it."""
+        # Replay starts trusting the configured key (the ledger's first sealer) and follows the
+        # chain's RotateSealer transactions from there.
+        self.replica = Replica(ledger, trusted_sealer_key=keyring.configured.public_key)
         self.cutter = BlockCutter(source_offset_end=0)
         self.retry_at_s = 0.0
         self.blocks_offset_next = 0
@@ -146,17 +152,32 @@ class ShardSequencer:
             log.warning(
                 "shard %s: snapshot does not match the chain (%s); replaying all", self.ledger, exc
             )
-            self.replica = Replica(self.ledger, trusted_sealer_key=self.signer.public_key)
+            self.replica = Replica(
+                self.ledger, trusted_sealer_key=self.keyring.configured.public_key
+            )
             self.cutter = BlockCutter(source_offset_end=0)
             self.blocks_offset_next = 0
             await self.catch_up()
+        self.signer = self._chain_sealer()
+
+    def _chain_sealer(self) -> Signer:
+        """The private key of the key the chain says seals the next block."""
+        public_key = self.replica.trusted_sealer_key
+        assert public_key is not None
+        signer = self.keyring.get(public_key)
+        if signer is None:
+            raise ConfigError(
+                f"ledger {self.ledger} is sealed by key {key_id(public_key)} since a rotation, "
+                f"and no sealer-{key_id(public_key)}.key is beside {self.keyring.key_file}"
+            )
+        return signer
 
     async def restore_snapshot(self) -> None:
         """Start from the newest snapshot of this shard, if there is a complete one."""
         restored = await read_snapshot(
             self.settings.kafka_bootstrap_servers,
             self.partition,
-            trusted_sealer_key=self.signer.public_key,
+            trusted_sealer_key=self.keyring.configured.public_key,
         )
         if restored is None:
             return
@@ -206,7 +227,12 @@ class ShardSequencer:
         assert self.producer is not None and self.ready
         started_s = time.perf_counter()
         sealed = seal_block(
-            self.replica, open_block, int(time.time() * 1000), self.partition, self.signer
+            self.replica,
+            open_block,
+            int(time.time() * 1000),
+            self.partition,
+            self.signer,
+            self.keyring.get,
         )
         block = sealed.block
         height = block.header.height
@@ -244,6 +270,15 @@ class ShardSequencer:
             )
             os._exit(EXIT_FATAL)
         count_block(sealed, sealed_s - started_s, time.perf_counter() - sealed_s)
+        if sealed.next_signer is not None:
+            self.signer = sealed.next_signer
+            log.info(
+                "shard %s: sealer rotated at height %d; blocks from %d on are sealed by %s",
+                self.ledger,
+                height,
+                height + 1,
+                self.signer.key_id,
+            )
 
     def _snapshot_due(self) -> bool:
         seq_then, time_then = self.snapshot_taken

@@ -16,6 +16,7 @@ from ledger.state.apply import apply, begin_block
 from ledger.state.decide import Decision, decide
 from ledger.state.effects import (
     Accepted,
+    AccountMetadataSet,
     AccountOpened,
     AccountStatusChanged,
     AssetDefined,
@@ -25,11 +26,14 @@ from ledger.state.effects import (
     FinalitySet,
     HoldOpened,
     HoldResolved,
+    IssuanceCapSet,
     KeyAccountsChanged,
     KeyRegistered,
     KeyRevoked,
     PolicySet,
     Posted,
+    Reversed,
+    SealerRotated,
 )
 from ledger.state.snapshot import restore, snapshot_bytes
 from ledger.state.state import (
@@ -47,6 +51,10 @@ from ledger.state.state import (
 __all__ = [
     "Accepted",
     "Account",
+    "AccountMetadataSet",
+    "IssuanceCapSet",
+    "Reversed",
+    "SealerRotated",
     "AccountOpened",
     "AccountPolicy",
     "AccountStatusChanged",

@@ -91,7 +91,8 @@ def _bad_identifier(name: str) -> bool:
 def decide_open_account(
     state: State, tx: Tx, key: Key, op: OpenAccount, now_ms: int
 ) -> Accepted | Rejected:
-    """Open ``op.account`` for an existing asset; ``max_balance`` caps credits."""
+    """Open ``op.account`` for an existing asset; ``max_balance`` caps credits. The
+    transaction's metadata becomes the account's."""
     if (refused := _unauthorized_unless_admin(tx, key, "OpenAccount")) is not None:
         return refused
     if _bad_identifier(op.account):
@@ -104,7 +105,9 @@ def decide_open_account(
         return Rejected(RejectionCode.ALREADY_EXISTS, f"account {op.account} already exists")
     if op.asset not in state.assets:
         return Rejected(RejectionCode.UNKNOWN_ASSET, f"asset {op.asset} is not defined")
-    effects = (AccountOpened(op.account, op.asset, op.max_balance, False),)
+    effects: tuple[Effect, ...] = (AccountOpened(op.account, op.asset, op.max_balance, False),)
+    if tx.body.metadata:  # the transaction's metadata is the new account's
+        effects += (AccountMetadataSet(op.account, tuple(tx.body.metadata.items())),)
     return Accepted(tx, now_ms, effects, state.revision)
 
 
