@@ -1,0 +1,80 @@
+"""Building a ``Reverse``: the original transfer's envelope with the proof that it was sealed.
+
+The state machine keeps no copy of past transfers, so a reversal carries its original: the
+envelope exactly as sealed, the header and seal of its block, and its audit path in the block's
+tx_root (``ledger.model.Reverse``). ``reverse_operation`` builds that from a block;
+``reversal_from_postgres`` finds the block in the projector's tables (nothing read there is
+trusted: the sequencer checks the proof).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledger import blocks, codec, limits, merkle
+from ledger.errors import InfraError, ProofError
+from ledger.model import Block, Posting, Reverse
+
+reverse_overhead_bytes_max = 1_536
+"""What a Reverse adds around its original: a header (about 250 bytes), a seal, an audit path
+of at most 11 hashes and a few postings. An original larger than the envelope limit minus this
+cannot be reversed by proof (a 16-leg transfer with a long memo and 7 cosigners)."""
+
+
+def reverse_operation(block: Block, envelope: bytes, postings: Sequence[Posting] = ()) -> Reverse:
+    """The Reverse of the transaction ``envelope`` sealed in ``block`` (``postings``: the
+    reversing postings; none: all that remains). ValueError when it is not in the block."""
+    index = next(
+        (i for i, sealed in enumerate(block.transactions) if sealed.envelope == envelope), None
+    )
+    if index is None:
+        raise ValueError(f"the envelope is not in block {block.header.height}")
+    path = merkle.inclusion_proof(index, blocks.tx_leaf_hashes(block.transactions))
+    return Reverse(
+        original=envelope,
+        block_header=codec.encode_block_header(block.header),
+        seal=block.seal,
+        tx_index=index,
+        audit_path=tuple(path),
+        postings=tuple(postings),
+    )
+
+
+async def reversal_from_postgres(
+    database_url: str, ledger: str, tx_id: bytes, postings: Sequence[Posting] = ()
+) -> Reverse:
+    """The Reverse of sealed transaction ``tx_id``, from the projector's tables.
+
+    ProofError when PostgreSQL does not have it (not sealed, or not projected yet) or it is too
+    large to carry; InfraError when PostgreSQL cannot be reached.
+    """
+    import asyncpg
+
+    from ledger.client.proof_source import _block_from_postgres
+
+    try:
+        connection = await asyncpg.connect(database_url, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise InfraError(f"cannot reach PostgreSQL: {exc}") from exc
+    try:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            row = await connection.fetchrow(
+                "SELECT height, envelope FROM ledger.transactions WHERE ledger = $1 AND tx_id = $2",
+                ledger,
+                tx_id,
+            )
+            if row is None:
+                raise ProofError(
+                    f"transaction {tx_id.hex()} is not sealed in ledger {ledger!r} "
+                    "(or not in PostgreSQL yet)"
+                )
+            block = await _block_from_postgres(connection, ledger, row["height"])
+    finally:
+        await connection.close()
+    envelope = bytes(row["envelope"])
+    if len(envelope) > limits.envelope_bytes_max - reverse_overhead_bytes_max:
+        raise ProofError(
+            f"transaction {tx_id.hex()} is {len(envelope)} bytes: too large to carry in a "
+            f"Reverse (at most {limits.envelope_bytes_max - reverse_overhead_bytes_max})"
+        )
+    return reverse_operation(block, envelope, postings)
