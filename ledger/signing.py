@@ -15,8 +15,9 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -29,7 +30,7 @@ from nacl.signing import VerifyKey
 
 from ledger import codec, limits
 from ledger.errors import KeyFileError, SignatureError, SigningError
-from ledger.model import Cosigner, Envelope, Operation, TxBody
+from ledger.model import NO_METADATA, Cosigner, Envelope, Operation, TxBody
 
 TX_SIGNATURE_DOMAIN: Final = b"ledger.v1.tx\x00"
 """Prefix of every signed body, so a transaction signature can never pass as another message's."""
@@ -310,6 +311,7 @@ def build_tx_body(
     memo: str | None = None,
     external_ref: str | None = None,
     tx_id: bytes | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> TxBody:
     """A body valid from ``now_ms`` (default: the local clock) for ``validity_ms``, new tx_id."""
     if not 0 <= validity_ms <= limits.validity_window_ms_max:
@@ -323,4 +325,5 @@ def build_tx_body(
         op=op,
         memo=memo,
         external_ref=external_ref,
+        metadata=MappingProxyType(dict(metadata)) if metadata else NO_METADATA,
     )

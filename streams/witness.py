@@ -354,9 +354,15 @@ class Witness:
             kind = EvidenceKind.REPLAY_REFUSED if linked else EvidenceKind.NOT_EXTENDING
             return Problem(kind, str(exc))
         sealer = follower.replica.state.keys.get(key_id(header.sealer_key))
-        if sealer is None or sealer.revoked or Role.SEALER.value not in sealer.roles:
+        if (
+            sealer is None
+            or Role.SEALER.value not in sealer.roles
+            # revoked by this very block (a RotateSealer ends it) is still its sealer
+            or (sealer.revoked_at_ms is not None and sealer.revoked_at_ms < header.sealed_at_ms)
+        ):
             return Problem(
-                EvidenceKind.REPLAY_REFUSED, "sealed by a key that holds no unrevoked sealer role"
+                EvidenceKind.REPLAY_REFUSED,
+                "sealed by a key that held no sealer role at the block's time",
             )
         follower.hashes.append(applied.block_hash)
         follower.headers.append(codec.encode_block_header(header))

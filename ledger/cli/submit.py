@@ -58,6 +58,7 @@ class Common:
     ledger: str
     memo: str | None
     external_ref: str | None
+    metadata: tuple[str, ...]
     validity_s: int
     envelope_out: Path | None
     wait: bool
@@ -136,6 +137,14 @@ def submit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             f"{limits.external_ref_chars_max} characters.",
         ),
         click.option(
+            "--meta",
+            "metadata",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help=f"Metadata of the transaction (repeat, at most "
+            f"{limits.metadata_entries_max_count}); on open-account, the account's.",
+        ),
+        click.option(
             "--validity-s",
             type=click.IntRange(1, limits.validity_window_ms_max // 1000),
             default=60,
@@ -155,6 +164,21 @@ def submit_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # ---- signing and publishing ----------------------------------------------------------------
+
+
+def parse_metadata(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """KEY=VALUE items as a dict; a usage error names a malformed or repeated one."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=f"'{option}'")
+        if key in metadata:
+            raise click.BadParameter(f"key {key!r} is given twice", param_hint=f"'{option}'")
+        metadata[key] = value
+    if problem := codec.metadata_problem("metadata", metadata):
+        raise click.BadParameter(problem, param_hint=f"'{option}'")
+    return metadata
 
 
 def load_signers(common: Common) -> list[signing.Signer]:
@@ -190,11 +214,18 @@ def submit_operation(common: Common, op: Operation) -> None:
             validity_ms=common.validity_s * 1000,
             memo=common.memo,
             external_ref=common.external_ref,
+            metadata=parse_metadata(common.metadata, "--meta"),
         )
-        envelope = submitter.sign_body(codec.encode_tx_body(body), cosigners=cosigners)
+        envelope = submitter.sign_body(
+            codec.encode_tx_body(body), codec.body_version_of(body), cosigners=cosigners
+        )
         raw = codec.encode_envelope(envelope)
     except ValueError as exc:  # codec.EncodeError is a ValueError too
         raise click.UsageError(f"invalid transaction: {' '.join(str(exc).split())}") from exc
+    if len(raw) > limits.envelope_bytes_max:
+        raise click.UsageError(
+            f"invalid transaction: {len(raw)} bytes signed, at most {limits.envelope_bytes_max}"
+        )
     if common.envelope_out is not None:
         _prepared(common.envelope_out, envelope, body, common.as_json)
         return

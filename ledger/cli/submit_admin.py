@@ -1,5 +1,5 @@
-"""``ledger submit`` admin operations: keys (and their rotation), the finality policy and account
-policies.
+"""``ledger submit`` admin operations: assets and accounts, keys (and their rotation), the
+finality policy, account policies, issuance caps and account metadata.
 
 Signed by a key with the admin role, published and awaited like every ``ledger submit``
 operation (``ledger.cli.submit``), and refused by the ledger when the key is no admin.
@@ -13,8 +13,21 @@ import click
 
 from ledger import signing
 from ledger.cli.chain import hex_option_callback, parse_hex
-from ledger.cli.submit import Common, submit, submit_operation, submit_options
-from ledger.model import RegisterKey, RevokeKey, Role, SetAccountPolicy, SetFinality, UpdateKey
+from ledger.cli.submit import Common, parse_metadata, submit, submit_operation, submit_options
+from ledger.model import (
+    AccountStatus,
+    DefineAsset,
+    OpenAccount,
+    RegisterKey,
+    RevokeKey,
+    Role,
+    SetAccountMetadata,
+    SetAccountPolicy,
+    SetAccountStatus,
+    SetFinality,
+    SetIssuanceCap,
+    UpdateKey,
+)
 
 
 @submit.command("register-key")
@@ -30,7 +43,8 @@ from ledger.model import RegisterKey, RevokeKey, Role, SetAccountPolicy, SetFina
     multiple=True,
     type=click.Choice([role.value for role in Role]),
     help="A role of the key (repeat for several): admin, sealer, witness, operator (freezes and "
-    "unfreezes accounts), auditor (attests; no other role, no account).",
+    "unfreezes accounts), auditor (attests; no other role, no account), issuer (issues an asset "
+    "that has an issuance cap).",
 )
 @click.option("--account", "accounts", multiple=True, help="An account the key may spend from.")
 @submit_options
@@ -166,3 +180,70 @@ def set_policy(
         account, key_ids, threshold, high_threshold, high_amount, max_amount, counterparties
     )
     submit_operation(common, policy)
+
+
+@submit.command("set-issuance-cap")
+@click.option("--asset", required=True, help="The asset whose issuance the cap bounds.")
+@click.option(
+    "--cap",
+    type=click.IntRange(min=0),
+    help="Most that may be outstanding (minor units): what the issuer account may be below 0.",
+)
+@click.option("--remove", is_flag=True, help="Remove the cap: issuance is unbounded again.")
+@submit_options
+def set_issuance_cap(asset: str, cap: int | None, remove: bool, **arguments: Any) -> None:
+    """Bound an asset's outstanding issuance (admin only). While capped, only keys with the
+    issuer role issue it (``--role issuer``), and never beyond the cap."""
+    if (cap is None) == remove:
+        raise click.UsageError("give --cap N or --remove")
+    submit_operation(Common.pop_from(arguments), SetIssuanceCap(asset, cap))
+
+
+@submit.command("set-metadata")
+@click.option("--account", required=True, help="The account whose metadata is replaced.")
+@click.argument("items", nargs=-1, metavar="KEY=VALUE...")
+@submit_options
+def set_metadata(account: str, items: tuple[str, ...], **arguments: Any) -> None:
+    """Replace an account's metadata (admin only; none given: clear it)."""
+    metadata = parse_metadata(items, "KEY=VALUE")
+    submit_operation(Common.pop_from(arguments), SetAccountMetadata(account, metadata))
+
+
+@submit.command("define-asset")
+@click.option("--asset", required=True, help="The asset's name.")
+@click.option(
+    "--scale",
+    required=True,
+    type=click.IntRange(0, 18),
+    help="Decimal places of the minor unit (2: amounts are hundredths).",
+)
+@click.option(
+    "--issuer-account",
+    required=True,
+    help="The account it is issued from (opened with it; it may go below zero).",
+)
+@submit_options
+def define_asset(asset: str, scale: int, issuer_account: str, **arguments: Any) -> None:
+    """Define an asset and open its issuer account (admin only)."""
+    submit_operation(Common.pop_from(arguments), DefineAsset(asset, scale, issuer_account))
+
+
+@submit.command("open-account")
+@click.option("--account", required=True, help="The new account's name.")
+@click.option("--asset", required=True, help="The one asset it holds.")
+@click.option("--max-balance", type=click.IntRange(min=0), help="Credits above this are refused.")
+@submit_options
+def open_account(account: str, asset: str, max_balance: int | None, **arguments: Any) -> None:
+    """Open an account (admin only); --meta KEY=VALUE becomes the account's metadata."""
+    submit_operation(Common.pop_from(arguments), OpenAccount(account, asset, max_balance))
+
+
+@submit.command("set-status")
+@click.option("--account", required=True, help="The account.")
+@click.argument("status", type=click.Choice([status.value.lower() for status in AccountStatus]))
+@submit_options
+def set_status(account: str, status: str, **arguments: Any) -> None:
+    """Freeze, unfreeze (active) or close an account: admin, or an operator key for freezing
+    and unfreezing."""
+    op = SetAccountStatus(account, AccountStatus(status.upper()))
+    submit_operation(Common.pop_from(arguments), op)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ledger import signing
-from ledger.cli.chain import hex_option_callback, quiet_kafka_logs
+from ledger.cli.chain import hex_option_callback, parse_hex, quiet_kafka_logs
 from ledger.cli.submit import (
     Common,
     TransactionRefused,
@@ -241,3 +241,28 @@ def _transfer_across(
             f"refunded: {destination.ledger} refused the credit to {destination.account}; "
             f"the payer got the money back on {common.ledger} at height {result['end']['height']}"
         )
+
+
+@submit.command()
+@click.argument("tx_id_hex", metavar="TX_ID")
+@click.option(
+    "--posting",
+    "postings",
+    multiple=True,
+    metavar="ACCOUNT:ASSET:AMOUNT",
+    help="A reversing leg (repeat): the opposite sign of the original's leg to that account and "
+    "no more than what remains of it. None: reverse all that remains.",
+)
+@submit_options
+def reverse(tx_id_hex: str, postings: tuple[str, ...], **arguments: Any) -> None:
+    """Undo a sealed transfer in full or in part: signed like a transfer, by the accounts it
+    debits (the original's payees). It carries the proof that TX_ID was sealed, read from
+    PostgreSQL; the views link the two (analytics.v_reversals)."""
+    from ledger.client.reversal import reversal_from_postgres
+
+    common = Common.pop_from(arguments)
+    tx_id = parse_hex(tx_id_hex, signing.tx_id_bytes, "TX_ID")
+    legs = [_posting(posting) for posting in postings]
+    settings = Settings.from_env()
+    op = asyncio.run(reversal_from_postgres(settings.database_url, common.ledger, tx_id, legs))
+    submit_operation(common, op)
