@@ -22,12 +22,23 @@ either. Given a ``WitnessPolicy``, ``verify_proof`` holds
 only if at least its threshold of distinct policy witnesses signed: the anchor, and so the block
 it covers, is final, whatever the sealer alone might claim.
 
+Sealer rotation (docs/sealer-rotation.md): ``rotations`` (optional; absent when the ledger
+never rotated its sealer before the anchor) lists one step per block up to the anchor that ends
+in a RotateSealer, in height order: the step's header and seal, the RotateSealer envelope, its
+``tx_index`` (the block's last) and its ``tx_inclusion`` in the block's ``tx_root``. From the
+steps the verifier derives the sealer keys K0..Kn: step i is sealed by Ki and names K(i+1),
+who cosigned it. The given sealer key must be one of them (Ki's seal vouches for K(i+1), and
+K(i+1)'s cosignature for Ki as its predecessor), and the block and the anchor must each be
+sealed by the key in force at their height. What a proof cannot show: that no rotation *after*
+the anchor retired a key; ``ledger verify-chain`` and the witnesses can.
+
 Every byte is checked: hex must be lowercase and canonical, keys exact, integers integers, so
 changing any byte of a proof makes it fail.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -56,8 +67,12 @@ _PROOF_KEYS: Final = frozenset(
         "block_inclusion",
     }
 )
-_OPTIONAL_PROOF_KEYS: Final = frozenset({"anchor_cosignatures"})
+_OPTIONAL_PROOF_KEYS: Final = frozenset({"anchor_cosignatures", "rotations"})
 _COSIGNATURE_KEYS: Final = frozenset({"witness_key", "signature"})
+_ROTATION_KEYS: Final = frozenset({"block", "block_seal", "envelope", "tx_index", "tx_inclusion"})
+rotations_max_count: Final = 4_096
+"""Steps one proof may carry: more than ten years of daily sealer rotations. Each step costs
+four Ed25519 checks, so this bounds what a hostile proof can make a verifier do (about a second)."""
 _seal_bytes: Final = 64
 _hash_bytes: Final = 32
 
@@ -90,13 +105,16 @@ def build_proof(
     anchor_block: Block,
     block_hashes: Sequence[bytes],
     anchor_cosignatures: Sequence[Cosignature] = (),
+    *,
+    rotation_blocks: Sequence[Block] = (),
 ) -> dict[str, Any]:
     """The JSON-ready proof of one transaction of ``block``, anchored in ``anchor_block``.
 
     ``block_hashes`` are the hashes of blocks 0.. at least up to ``anchor_block``'s height - 1
     (more are ignored); ``anchor_cosignatures`` are witnesses' cosignatures of the anchor (only
-    those of its exact height and hash are kept). Raises ValueError when the inputs cannot make
-    a valid proof.
+    those of its exact height and hash are kept); ``rotation_blocks`` are the blocks ending in a
+    RotateSealer, every one below the anchor's height, in height order (later ones are
+    ignored). Raises ValueError when the inputs cannot make a valid proof.
     """
     header, anchor = block.header, anchor_block.header
     if anchor.ledger != header.ledger:
@@ -114,9 +132,10 @@ def build_proof(
     leaf_hashes = [merkle.leaf_hash(digest) for digest in history]
     if merkle.root(leaf_hashes) != anchor.blocks_root:
         raise ValueError(f"block_hashes do not lead to the blocks_root of block {anchor.height}")
+    rotations = _rotations_json(rotation_blocks, anchor, history)
     tx_index = _tx_index(envelope_bytes_or_index, block)
     tx = block.transactions[tx_index]
-    return {
+    document = {
         "version": PROOF_VERSION,
         "ledger": header.ledger,
         "envelope": tx.envelope.hex(),
@@ -124,18 +143,61 @@ def build_proof(
         "block": _header_json(header),
         "block_seal": block.seal.hex(),
         "tx_index": tx_index,
-        "tx_inclusion": [
-            element.hex()
-            for element in merkle.inclusion_proof(
-                tx_index, blocks.tx_leaf_hashes(block.transactions)
-            )
-        ],
+        "tx_inclusion": _tx_inclusion_json(block, tx_index),
         "anchor": {**_header_json(anchor), "seal": anchor_block.seal.hex()},
         "block_inclusion": [
             element.hex() for element in merkle.inclusion_proof(header.height, leaf_hashes)
         ],
         "anchor_cosignatures": _cosignatures_json(anchor_block, anchor_cosignatures),
     }
+    if rotations:  # absent, not empty, when nothing rotated: such proofs stay as they were
+        document["rotations"] = rotations
+    return document
+
+
+def _tx_inclusion_json(block: Block, tx_index: int) -> list[str]:
+    leaf_hashes = blocks.tx_leaf_hashes(block.transactions)
+    return [element.hex() for element in merkle.inclusion_proof(tx_index, leaf_hashes)]
+
+
+def _rotations_json(
+    rotation_blocks: Sequence[Block], end: BlockHeader, history: Sequence[bytes]
+) -> list[dict[str, Any]]:
+    """The steps of the rotation blocks below ``end``, whose ``history`` (the hashes of blocks
+    0..end-1) they must be in."""
+    steps: list[dict[str, Any]] = []
+    previous_height = -1
+    for block in rotation_blocks:
+        header = block.header
+        if header.height >= end.height:
+            continue
+        if header.ledger != end.ledger:
+            raise ValueError(f"rotation block {header.height} is of ledger {header.ledger!r}")
+        if header.height <= previous_height:
+            raise ValueError(
+                f"rotation block {header.height} is listed after block {previous_height}: "
+                "rotation blocks go in height order, each once"
+            )
+        if history[header.height] != blocks.block_hash(header):
+            raise ValueError(f"rotation block {header.height} is not the chain's block there")
+        try:
+            rotation = blocks.sealer_rotation(block)
+        except DecodeError as exc:
+            raise ValueError(f"rotation block {header.height}: its RotateSealer: {exc}") from exc
+        if rotation is None:
+            raise ValueError(f"block {header.height} does not end in a RotateSealer")
+        tx_index = len(block.transactions) - 1
+        steps.append(
+            {
+                "block": _header_json(header),
+                "block_seal": block.seal.hex(),
+                "envelope": block.transactions[tx_index].envelope.hex(),
+                "tx_index": tx_index,
+                "tx_inclusion": _tx_inclusion_json(block, tx_index),
+            }
+        )
+        previous_height = header.height
+    return steps
 
 
 def _cosignatures_json(anchor: Block, cosignatures: Sequence[Cosignature]) -> list[dict[str, str]]:
@@ -229,17 +291,145 @@ def _hash_of(header: BlockHeader, where: str) -> bytes:
         raise ProofError(f"{where} header does not encode: {exc}") from exc
 
 
-def _check_seal(header: BlockHeader, seal: bytes, sealer_key: bytes, where: str) -> bytes:
-    """The header's hash, once its seal by ``sealer_key`` verifies."""
+def _check_seal(
+    header: BlockHeader, seal: bytes, sealer_key: bytes, where: str, sealer_named: str = ""
+) -> bytes:
+    """The header's hash, once its seal by ``sealer_key`` (``sealer_named`` in messages, by
+    default "the given sealer ...") verifies."""
     if header.sealer_key != sealer_key:
+        named = sealer_named or f"the given sealer {signing.key_id(sealer_key)}"
         raise SignatureError(
-            f"{where} names sealer {signing.key_id(header.sealer_key)}, "
-            f"not the given sealer {signing.key_id(sealer_key)}"
+            f"{where} names sealer {signing.key_id(header.sealer_key)}, not {named}"
         )
     digest = _hash_of(header, where)
     if not signing.message_signature_ok(sealer_key, seal, digest):
         raise SignatureError(f"{where} seal does not verify by sealer {signing.key_id(sealer_key)}")
     return digest
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sealers:
+    """The sealer keys a proof's rotations lead through: ``keys[i]`` seals the blocks after
+    rotation ``heights[i - 1]`` up to and including rotation ``heights[i]``."""
+
+    keys: tuple[bytes, ...]
+    heights: tuple[int, ...]
+
+    def at(self, height: int) -> tuple[bytes, str]:
+        """The key that seals block ``height``, and how to name it in a message."""
+        index = bisect.bisect_left(self.heights, height)  # rotations below this height
+        key = self.keys[index]
+        if not self.heights:
+            return key, ""
+        return key, f"{signing.key_id(key)}, the sealer at height {height} by the proof's rotations"
+
+
+def _sealers(
+    value: object, ledger: str, end: BlockHeader, end_name: str, trusted: bytes
+) -> _Sealers:
+    """The keys that the ``rotations`` of a proof up to ``end`` lead through, once every step
+    holds and ``trusted`` is one of them; with no steps, ``trusted`` alone.
+
+    Per step, the comparisons come first, then its seal, path and signatures.
+    """
+    if not isinstance(value, list):
+        raise ProofError(f"rotations is {type(value).__name__}, expected a list")
+    if len(value) > rotations_max_count:
+        raise ProofError(f"rotations has {len(value)} steps, at most {rotations_max_count}")
+    keys: list[bytes] = []
+    heights: list[int] = []
+    for index, item in enumerate(value):
+        where = f"rotations[{index}]"
+        step = _RotationStep.parse(item, where)
+        header = step.header
+        if header.ledger != ledger:
+            raise ProofError(f"{where}.block is of ledger {header.ledger!r}, not {ledger!r}")
+        if heights and header.height <= heights[-1]:
+            raise ProofError(
+                f"{where} is block {header.height}, not after block {heights[-1]} of the step "
+                "before: steps go in height order, each once"
+            )
+        if header.height >= end.height:
+            raise ProofError(f"{where} is block {header.height}, not before the {end_name}")
+        if keys and header.sealer_key != keys[-1]:
+            raise SignatureError(
+                f"{where}.block names sealer {signing.key_id(header.sealer_key)}, not "
+                f"{signing.key_id(keys[-1])}, the successor named by rotations[{index - 1}]"
+            )
+        successor = step.successor(where)
+        keys.extend([successor] if keys else [header.sealer_key, successor])
+        heights.append(header.height)
+    if not keys:
+        return _Sealers((trusted,), ())
+    if trusted not in keys:
+        raise SignatureError(
+            f"the given sealer {signing.key_id(trusted)} is none of the sealers the proof's "
+            f"rotations lead through ({', '.join(signing.key_id(key) for key in keys)})"
+        )
+    return _Sealers(tuple(keys), tuple(heights))
+
+
+def _sealed(header: BlockHeader, seal: bytes, sealers: _Sealers, where: str) -> bytes:
+    """The header's hash, once it is sealed by the key in force at its height."""
+    sealer_key, sealer_named = sealers.at(header.height)
+    return _check_seal(header, seal, sealer_key, where, sealer_named)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RotationStep:
+    """One entry of ``rotations``, read but not yet checked."""
+
+    header: BlockHeader
+    seal: bytes
+    envelope: bytes
+    tx_index: int
+    tx_inclusion: list[bytes]
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> _RotationStep:
+        record = _mapping(value, _ROTATION_KEYS, where)
+        return cls(
+            header=_header(record["block"], f"{where}.block"),
+            seal=_bytes(record["block_seal"], f"{where}.block_seal", _seal_bytes),
+            envelope=_bytes(record["envelope"], f"{where}.envelope"),
+            tx_index=_natural(record["tx_index"], f"{where}.tx_index"),
+            tx_inclusion=_hash_list(record["tx_inclusion"], f"{where}.tx_inclusion"),
+        )
+
+    def successor(self, where: str) -> bytes:
+        """The key this step hands sealing to, once its block is sealed by the sealer its header
+        names and its last transaction is a RotateSealer that holds (``ledger.blocks``)."""
+        header = self.header
+        _check_seal(header, self.seal, header.sealer_key, f"{where}.block")
+        if self.tx_index + 1 != header.tx_count:
+            raise ProofError(
+                f"{where}.tx_index {self.tx_index} is not the last transaction of block "
+                f"{header.height} (tx_count {header.tx_count})"
+            )
+        try:
+            merkle.verify_inclusion(
+                merkle.leaf_hash(self.envelope),
+                self.tx_index,
+                header.tx_count,
+                self.tx_inclusion,
+                header.tx_root,
+            )
+        except ProofError as exc:
+            raise ProofError(f"{where}.tx_inclusion in block {header.height}: {exc}") from exc
+        try:
+            rotation = blocks.read_sealer_rotation(self.envelope)
+        except DecodeError as exc:
+            raise ProofError(f"{where}.envelope does not decode: {exc}") from exc
+        if rotation is None:
+            raise ProofError(f"{where}.envelope is not a RotateSealer")
+        problem = blocks.rotation_problem(rotation, header)
+        if problem is not None:
+            raise ProofError(f"{where}: {problem}")
+        try:
+            signing.verify_envelope(rotation.envelope)
+        except SignatureError as exc:
+            raise SignatureError(f"{where}: the RotateSealer's {exc}") from exc
+        return rotation.successor
 
 
 # ---- verifying --------------------------------------------------------------------------------
@@ -251,9 +441,13 @@ def verify_proof(
     """Check ``proof`` offline against the sealer's 32-byte public key and, when given, a
     witness policy; a summary if it holds.
 
-    Raises ProofError (structure, numbering, Merkle paths, too few witnesses) or SignatureError
-    (the envelope signature, either seal, a sealer other than ``sealer_public_key``) with the
-    precise reason.
+    With ``rotations``, ``sealer_public_key`` may be any of the keys they lead through (module
+    docstring); each seal is checked by the key in force at its height.
+
+    Raises ProofError (structure, numbering, Merkle paths, a rotation step that does not hold,
+    too few witnesses) or SignatureError (the envelope signature, any seal, a sealer other than
+    the one in force, a ``sealer_public_key`` that is none of the sealers) with the precise
+    reason.
     """
     if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
         raise ValueError("the sealer public key is 32 raw bytes")
@@ -277,8 +471,9 @@ def verify_proof(
             f"ledger {ledger!r} does not match block ({header.ledger!r}) "
             f"and anchor ({anchor.ledger!r})"
         )
-    block_hash = _check_seal(header, block_seal, sealer_public_key, "block")
-    anchor_hash = _check_seal(anchor, anchor_seal, sealer_public_key, "anchor")
+    sealers = _sealers(record.get("rotations", []), ledger, anchor, "anchor", sealer_public_key)
+    block_hash = _sealed(header, block_seal, sealers, "block")
+    anchor_hash = _sealed(anchor, anchor_seal, sealers, "anchor")
     if anchor.height <= header.height:
         raise ProofError(f"anchor {anchor.height} is not later than block {header.height}")
 
@@ -334,6 +529,7 @@ def verify_proof(
         "anchor_height": anchor.height,
         "anchor_hash": anchor_hash.hex(),
         "sealer_key_id": signing.key_id(sealer_public_key),
+        "rotations": len(sealers.heights),
         **finality,
     }
 
@@ -389,7 +585,11 @@ _CONSISTENCY_KEYS: Final = frozenset(
 
 
 def build_consistency_proof(
-    old_block: Block, new_block: Block, block_hashes: Sequence[bytes]
+    old_block: Block,
+    new_block: Block,
+    block_hashes: Sequence[bytes],
+    *,
+    rotation_blocks: Sequence[Block] = (),
 ) -> dict[str, Any]:
     """The JSON-ready proof that the chain up to ``new_block`` extends the one up to
     ``old_block``: whoever kept only the old head's hash can check that nothing before it, nor
@@ -398,7 +598,9 @@ def build_consistency_proof(
     ``new_block``'s ``blocks_root`` covers blocks 0..new-1; the proof holds the RFC 9162
     consistency proof from ``old_block``'s ``blocks_root`` (blocks 0..old-1) to it, and the
     inclusion proof of the old block's own hash at index old. ``block_hashes`` are the hashes of
-    blocks 0.. at least up to new-1. Raises ValueError when the inputs cannot make a valid proof.
+    blocks 0.. at least up to new-1; ``rotation_blocks`` the blocks ending in a RotateSealer
+    below ``new_block``, in height order (as for ``build_proof``). Raises ValueError when the
+    inputs cannot make a valid proof.
     """
     old, new = old_block.header, new_block.header
     if old.ledger != new.ledger:
@@ -415,7 +617,8 @@ def build_consistency_proof(
         raise ValueError(f"block_hashes[{old.height}] is not the hash of the old block")
     if merkle.root(leaves) != new.blocks_root:
         raise ValueError(f"block_hashes do not lead to the blocks_root of block {new.height}")
-    return {
+    rotations = _rotations_json(rotation_blocks, new, block_hashes[: new.height])
+    document: dict[str, Any] = {
         "version": PROOF_VERSION,
         "ledger": old.ledger,
         "old": {**_header_json(old), "seal": old_block.seal.hex()},
@@ -423,18 +626,23 @@ def build_consistency_proof(
         "consistency": [element.hex() for element in merkle.consistency_proof(old.height, leaves)],
         "old_inclusion": [element.hex() for element in merkle.inclusion_proof(old.height, leaves)],
     }
+    if rotations:
+        document["rotations"] = rotations
+    return document
 
 
 def verify_consistency_proof(proof: object, sealer_public_key: bytes) -> dict[str, Any]:
     """Check a consistency proof offline against the sealer's key; a summary if it holds:
-    both headers sealed, the old ``blocks_root`` a prefix of the new one, and the old block's
-    hash in the new tree at its height. Compare ``old_hash`` with the head you kept.
+    both headers sealed (each by the key in force at its height, when the proof carries
+    ``rotations``: as for ``verify_proof``), the old ``blocks_root`` a prefix of the new one, and
+    the old block's hash in the new tree at its height. Compare ``old_hash`` with the head you
+    kept.
 
     Raises ProofError or SignatureError naming what failed.
     """
     if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
         raise ValueError("the sealer public key is 32 raw bytes")
-    record = _mapping(proof, _CONSISTENCY_KEYS, "proof")
+    record = _mapping(proof, _CONSISTENCY_KEYS, "proof", frozenset({"rotations"}))
     version = _integer(record["version"], "version")
     if version != PROOF_VERSION:
         raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
@@ -447,12 +655,9 @@ def verify_consistency_proof(proof: object, sealer_public_key: bytes) -> dict[st
         raise ProofError(
             f"ledger {ledger!r} does not match old ({old.ledger!r}) and new ({new.ledger!r})"
         )
-    old_hash = _check_seal(
-        old, _bytes(record["old"]["seal"], "old.seal", _seal_bytes), sealer_public_key, "old"
-    )
-    new_hash = _check_seal(
-        new, _bytes(record["new"]["seal"], "new.seal", _seal_bytes), sealer_public_key, "new"
-    )
+    sealers = _sealers(record.get("rotations", []), ledger, new, "new block", sealer_public_key)
+    old_hash = _sealed(old, _bytes(record["old"]["seal"], "old.seal", _seal_bytes), sealers, "old")
+    new_hash = _sealed(new, _bytes(record["new"]["seal"], "new.seal", _seal_bytes), sealers, "new")
     if new.height <= old.height:
         raise ProofError(f"new block {new.height} is not later than old block {old.height}")
     try:
@@ -474,4 +679,5 @@ def verify_consistency_proof(proof: object, sealer_public_key: bytes) -> dict[st
         "new_height": new.height,
         "new_hash": new_hash.hex(),
         "sealer_key_id": signing.key_id(sealer_public_key),
+        "rotations": len(sealers.heights),
     }
