@@ -11,6 +11,9 @@ projector's tables in a few indexed queries (the proof is checked in full by who
 so PostgreSQL need not be trusted); ``ledger proof`` tries it first. It anchors the proof in the
 newest block that witnesses co-signed, when there is one after the transaction's, and carries
 those cosignatures, so the proof also shows the transaction final (``ledger.witnessing``).
+
+Both carry the ledger's sealer rotations up to the anchor (``ledger.proofs``): the blocks that
+end in a RotateSealer, so the proof verifies under any sealer key the ledger has had.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ledger import codec
+from ledger import blocks, codec
 from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError, InfraError, LedgerError, ProofError
 from ledger.model import Block, BlockHeader, Cosignature, SealedTx
@@ -66,6 +69,7 @@ async def prove_transaction(
     InfraError (Kafka).
     """
     block_hashes: list[bytes] = []
+    rotation_blocks: list[Block] = []
     found: _Found | None = None
     newest: Block | None = None
     async with BlockReader(
@@ -79,6 +83,8 @@ async def prove_transaction(
         async for item in reader:
             block_hashes.append(item.block_hash)
             newest = item.block
+            if blocks.sealer_rotation(item.block) is not None:
+                rotation_blocks.append(item.block)  # whole blocks, but rotations are rare
             if found is None:
                 envelope = _find_envelope(item.block, tx_id)
                 if envelope is not None:
@@ -95,7 +101,9 @@ async def prove_transaction(
             f"transaction {tx_id.hex()} is in block {height}, the newest block: a proof needs "
             "one later block, whose blocks_root covers it; try again after the next block"
         )
-    return build_proof(found.envelope, found.block, newest, block_hashes)
+    return build_proof(
+        found.envelope, found.block, newest, block_hashes, rotation_blocks=rotation_blocks
+    )
 
 
 __all__ = [
@@ -105,6 +113,19 @@ __all__ = [
     "prove_from_postgres",
     "prove_transaction",
 ]
+
+
+HASHES_AND_SEALER_CHANGES = """
+SELECT hash, sealer_key <> lead(sealer_key) OVER (ORDER BY height) AS sealer_changes_after
+FROM ledger.blocks
+WHERE ledger = $1
+ORDER BY height
+"""
+"""Every block's hash, and whether the next block has another sealer. The sealer changes after a
+block exactly when that block ends in a RotateSealer (nothing else may change it, as
+``ChainVerifier`` holds), so this finds the rotation blocks in rows the proof reads anyway.
+``ledger.transactions.kind`` names them too, but has no index: finding the few rotations there
+would read every transaction of the ledger. ``build_proof`` checks that each ends in one."""
 
 
 async def prove_from_postgres(
@@ -133,9 +154,7 @@ async def prove_from_postgres(
             )
             if height is None:
                 return None
-            hashes = await connection.fetch(
-                "SELECT hash FROM ledger.blocks WHERE ledger = $1 ORDER BY height", ledger
-            )
+            hashes = await connection.fetch(HASHES_AND_SEALER_CHANGES, ledger)
             if len(hashes) - 1 == height:
                 return None  # no later block projected yet: the chain itself may have one
             final = await connection.fetchval("SELECT analytics.final_height($1)", ledger)
@@ -147,6 +166,11 @@ async def prove_from_postgres(
                 anchor_height = len(hashes) - 1
             block = await _block_from_postgres(connection, ledger, height)
             anchor = await _block_from_postgres(connection, ledger, anchor_height)
+            rotation_blocks = [
+                await _block_from_postgres(connection, ledger, rotation_height)
+                for rotation_height, row in enumerate(hashes[:anchor_height])
+                if row["sealer_changes_after"]
+            ]
             cosignatures = [
                 Cosignature(
                     ledger,
@@ -170,7 +194,14 @@ async def prove_from_postgres(
         await connection.close()
     envelope = _find_envelope(block, tx_id)
     assert envelope is not None
-    return build_proof(envelope, block, anchor, [row["hash"] for row in hashes], cosignatures)
+    return build_proof(
+        envelope,
+        block,
+        anchor,
+        [row["hash"] for row in hashes],
+        cosignatures,
+        rotation_blocks=rotation_blocks,
+    )
 
 
 async def _block_from_postgres(connection: Any, ledger: str, height: int) -> Block:
@@ -219,6 +250,7 @@ async def prove_consistency(
     Raises ProofError when a height is missing or not in order, ChainError or InfraError.
     """
     hashes: list[bytes] = []
+    rotation_blocks: list[Block] = []
     old: Block | None = None
     new: Block | None = None
     async with BlockReader(
@@ -231,6 +263,8 @@ async def prove_consistency(
     ) as reader:
         async for item in reader:
             hashes.append(item.block_hash)
+            if blocks.sealer_rotation(item.block) is not None:
+                rotation_blocks.append(item.block)
             height = item.block.header.height
             if height == old_height:
                 old = item.block
@@ -245,4 +279,4 @@ async def prove_consistency(
     assert old is not None and new is not None
     if newest <= old_height:
         raise ProofError(f"block {newest} is not later than block {old_height}: nothing to prove")
-    return build_consistency_proof(old, new, hashes)
+    return build_consistency_proof(old, new, hashes, rotation_blocks=rotation_blocks)
