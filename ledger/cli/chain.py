@@ -76,7 +76,9 @@ def stream_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--sealer-key",
             callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
-            help="Trusted sealer public key (64 hex digits): blocks sealed by another key fail.",
+            help="Trusted sealer public key (64 hex digits): the key of block 0. Later sealers "
+            "must follow from it through RotateSealer transactions; blocks sealed by another "
+            "key fail.",
         ),
         click.option("--topic", default=TOPIC_BLOCKS, hidden=True),
         click.option("--partition", type=click.IntRange(min=0), default=None, hidden=True),
@@ -111,6 +113,11 @@ class ChainReport:
     tx_count: int = 0
     head_hash: bytes | None = None
     sealer_key: bytes | None = None
+    """The key that seals the next block: the head's sealer, or the successor a RotateSealer
+    ending the head names."""
+    rotation_count: int = 0
+    """Sealer rotations followed (blocks ending in a RotateSealer that the verifier accepted)."""
+    last_rotation_height: int | None = None
     failure: ChainError | None = None
     evidence: list[Evidence] = field(default_factory=list)
     """Signed evidence against the sealer published by witnesses (``ledger.witnessing``)."""
@@ -130,6 +137,8 @@ class ChainReport:
             "head_hash": None if self.head_hash is None else self.head_hash.hex(),
             "sealer_key": None if self.sealer_key is None else self.sealer_key.hex(),
             "sealer_key_id": None if self.sealer_key is None else signing.key_id(self.sealer_key),
+            "rotation_count": self.rotation_count,
+            "last_rotation_height": self.last_rotation_height,
             "failure": None
             if self.failure is None
             else {"height": self.failure.height, "reason": one_line(self.failure.reason)},
@@ -201,6 +210,7 @@ async def _scan_evidence(
 async def _scan_chain(
     settings: Settings, ledger: str, partition: int, topic: str, sealer_key: bytes | None
 ) -> ChainReport:
+    from ledger.blocks import sealer_rotation
     from ledger.client.reader import BlockReader
 
     report = ChainReport(ledger)
@@ -218,6 +228,11 @@ async def _scan_chain(
                 report.tx_count += item.block.header.tx_count
                 report.head_hash = item.block_hash
                 report.sealer_key = item.block.header.sealer_key
+                rotation = sealer_rotation(item.block)  # the reader verified that it holds
+                if rotation is not None:
+                    report.sealer_key = rotation.successor
+                    report.rotation_count += 1
+                    report.last_rotation_height = item.height
     except ChainError as exc:
         report.failure = exc
     if report.failure is None and report.block_count == 0:
@@ -246,10 +261,11 @@ def verify_chain(
 ) -> None:
     """Read the whole chain from Kafka and verify every block (exit 1 at the first failure).
 
-    Checks each block's seal (and, with --sealer-key, that the trusted key sealed it), its link
-    to the previous block, tx_root, blocks_root, heights and seq numbering. Then reads the
-    witnesses' signed evidence on ledger.evidence: any (by --witness-keys, when given) is
-    exit 1 too, naming what each witness saw.
+    Checks each block's seal by the sealer in force (--sealer-key, or block 0's, until a block
+    ending in a RotateSealer hands sealing to its successor), its link to the previous block,
+    tx_root, blocks_root, heights and seq numbering. Then reads the witnesses' signed evidence
+    on ledger.evidence: any (by --witness-keys, when given) is exit 1 too, naming what each
+    witness saw.
     """
     quiet_kafka_logs()
     settings = Settings.from_env()
@@ -281,10 +297,16 @@ def verify_chain(
         )
     if not as_json:
         assert report.head_hash is not None and report.sealer_key is not None
+        rotations = (
+            ""
+            if report.last_rotation_height is None
+            else f" ({report.rotation_count} sealer rotations followed, the last ending block "
+            f"{report.last_rotation_height})"
+        )
         click.echo(
             f"ledger {ledger}: chain verified, blocks 0..{report.height} "
             f"({report.block_count} blocks, {report.tx_count} transactions), "
-            f"head {report.head_hash.hex()}, sealer {signing.key_id(report.sealer_key)}"
+            f"head {report.head_hash.hex()}, sealer {signing.key_id(report.sealer_key)}" + rotations
         )
     if report.evidence:
         raise ChainError(report.evidence[0].height, report.evidence_line())
@@ -430,7 +452,8 @@ def load_proof_file(path: Path) -> object:
     "--sealer-key",
     required=True,
     callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
-    help="The ledger's sealer public key (64 hex digits), obtained from a source you trust.",
+    help="A sealer public key of the ledger (64 hex digits), obtained from a source you trust: "
+    "any key it has had, when the proof carries the rotations between them.",
 )
 @click.option(
     "--witness-keys",
@@ -455,7 +478,8 @@ def verify_proof_command(
     """Check a proof file offline: exit 0 only if it holds, else 1 naming what failed.
 
     Needs no Kafka, no database, no network: the envelope's signature, its path to its block's
-    tx_root, the block's path to the anchor's blocks_root, both seals by --sealer-key and, with
+    tx_root, the block's path to the anchor's blocks_root, both seals by --sealer-key (or, across
+    the sealer rotations the proof carries, by the key in force at each height) and, with
     --witness-keys, that the anchor is final: co-signed by --threshold of those witnesses.
     """
     from ledger.proofs import verify_proof
@@ -470,6 +494,7 @@ def verify_proof_command(
         f"proof holds: tx {summary['tx_id']} ({summary['kind']}, seq {summary['seq']}) "
         f"in block {summary['height']} of ledger {summary['ledger']}, anchored at block "
         f"{summary['anchor_height']}, sealer {summary['sealer_key_id']}"
+        + (f", across {summary['rotations']} sealer rotations" if summary["rotations"] else "")
         + (f", final: co-signed by {len(summary['final_by'])} witnesses" if policy else "")
     )
 

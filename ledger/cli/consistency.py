@@ -88,7 +88,8 @@ def consistency(
     "--sealer-key",
     required=True,
     callback=hex_option_callback(signing.public_key_bytes, "--sealer-key"),
-    help="The ledger's sealer public key (64 hex digits), from a source you trust.",
+    help="A sealer public key of the ledger (64 hex digits), from a source you trust: any key "
+    "it has had, when the proof carries the rotations between them.",
 )
 @click.option(
     "--old-hash",
@@ -99,7 +100,11 @@ def consistency(
 def verify_consistency_command(
     proof_path: Path, sealer_key: bytes, old_hash: bytes | None, as_json: bool
 ) -> None:
-    """Check a consistency proof offline: exit 0 only if the new head extends the old one."""
+    """Check a consistency proof offline: exit 0 only if the new head extends the old one.
+
+    Both heads must be sealed by the key in force at their height: --sealer-key, or across the
+    sealer rotations the proof carries, the key they lead to.
+    """
     from ledger.proofs import verify_consistency_proof
 
     def check() -> dict[str, Any]:
@@ -117,4 +122,5 @@ def verify_consistency_command(
     click.echo(
         f"consistent: block {summary['new_height']} ({summary['new_hash'][:16]}...) of ledger "
         f"{summary['ledger']} extends block {summary['old_height']} ({summary['old_hash']})"
+        + (f", across {summary['rotations']} sealer rotations" if summary["rotations"] else "")
     )
