@@ -6,9 +6,12 @@ first block that fails verification is recorded and that shard is no longer foll
 chain stays reported as broken at that height until an operator looks (and restarts the
 dashboard after repairing it).
 
-Which sealer is trusted: the key that sealed block 0 of the shard. Every later block must be
-sealed by the same key (``ChainVerifier``'s ``trusted_sealer_key``). Checking block 0 itself
-against a key the operator already trusts is the offline check's job, not the dashboard's.
+Which sealer is trusted: the key that sealed block 0 of the shard (``ChainVerifier``'s
+``trusted_sealer_key``). Every later block must be sealed by the same key until a block ends in
+a valid RotateSealer, and from the next block on by the successor it names: the verifier
+follows rotations from the chain alone, and a sealer change without one breaks the chain.
+Checking block 0 itself against a key the operator already trusts is the offline check's job,
+not the dashboard's.
 """
 
 from __future__ import annotations

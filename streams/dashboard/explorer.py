@@ -10,7 +10,8 @@ bad input or nothing found, 503 when PostgreSQL is unavailable or busy):
   and every rejection of its tx_id;
 - ``proof/{ledger}/{tx_id}``: its inclusion proof, the JSON ``ledger proof`` writes, as a file;
 - ``proof/{ledger}/{tx_id}/check``: that proof checked here by ``ledger.proofs.verify_proof``
-  (what ``ledger verify-proof`` runs) against the sealer of block 0 and the registered witnesses;
+  (what ``ledger verify-proof`` runs) against the sealer of block 0 (the proof's ``rotations``
+  lead from it to later sealers) and the registered witnesses;
 - ``account/{ledger}?account=A[&before=C|&after=C&limit=N]``: balance, held, status, asset and
   a keyset-paged statement (cursors ``seq.posting_index``, newest first);
 - ``search?q=Q``: a tx_id, block hash, height, external reference or account name.
@@ -352,7 +353,8 @@ async def proof(request: web.Request) -> web.StreamResponse:
 @answers_json
 async def proof_check(request: web.Request) -> web.StreamResponse:
     """The proof checked as ``ledger verify-proof`` checks it: against the sealer of block 0
-    and, when the ledger has a finality policy, its registered witnesses and threshold."""
+    (the proof carries the rotations from it to the sealer of its blocks) and, when the ledger
+    has a finality policy, its registered witnesses and threshold."""
     ledger = _ledger(request)
     tx_id = given.tx_id(request.match_info["tx_id"])
     document = await _proof_document(request, ledger, tx_id)

@@ -258,7 +258,10 @@ def check_proof(
     document: dict[str, Any], sealer_key: bytes, witness_keys: frozenset[bytes], threshold: int
 ) -> dict[str, Any]:
     """``holds`` and the verifier's summary or its one-line reason; then, with a threshold,
-    whether the anchor is final: co-signed by that many of ``witness_keys``."""
+    whether the anchor is final: co-signed by that many of ``witness_keys``.
+
+    ``sealer_key`` may be any key the ledger has had (block 0's, for the explorer): the proof's
+    rotations lead from it to the sealers of its block and anchor; the summary counts them."""
     try:
         summary = verify_proof(document, sealer_key)
     except LedgerError as exc:

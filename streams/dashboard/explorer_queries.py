@@ -139,7 +139,8 @@ SELECT (SELECT sealer_key FROM ledger.blocks WHERE ledger = $1 AND height = 0) A
              ORDER BY key_id LIMIT $2) AS witness_keys
 """
 """What the server checks a proof against: the key that sealed block 0 (as the dashboard's
-chain watcher trusts it), and the registered witnesses with the ledger's threshold."""
+chain watcher trusts it; a proof's ``rotations`` lead from it to any later sealer), and the
+registered witnesses with the ledger's threshold."""
 
 ACCOUNT = """
 SELECT a.asset, a.status, a.max_balance, a.allow_negative, a.opened_height, a.opened_seq,
