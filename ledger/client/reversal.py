@@ -9,6 +9,8 @@ trusted: the sequencer checks the proof).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 from ledger import blocks, codec, limits, merkle
@@ -19,6 +21,9 @@ reverse_overhead_bytes_max = 1_536
 """What a Reverse adds around its original: a header (about 250 bytes), a seal, an audit path
 of at most 11 hashes and a few postings. An original larger than the envelope limit minus this
 cannot be reversed by proof (a 16-leg transfer with a long memo and 7 cosigners)."""
+
+
+projection_poll_s = 0.2
 
 
 def reverse_operation(block: Block, envelope: bytes, postings: Sequence[Posting] = ()) -> Reverse:
@@ -41,11 +46,17 @@ def reverse_operation(block: Block, envelope: bytes, postings: Sequence[Posting]
 
 
 async def reversal_from_postgres(
-    database_url: str, ledger: str, tx_id: bytes, postings: Sequence[Posting] = ()
+    database_url: str,
+    ledger: str,
+    tx_id: bytes,
+    postings: Sequence[Posting] = (),
+    *,
+    projection_wait_s: float = 10.0,
 ) -> Reverse:
     """The Reverse of sealed transaction ``tx_id``, from the projector's tables.
 
-    ProofError when PostgreSQL does not have it (not sealed, or not projected yet) or it is too
+    A transaction sealed a moment ago may not be projected yet: it is looked for again for up
+    to ``projection_wait_s``. ProofError when PostgreSQL does not have it then, or it is too
     large to carry; InfraError when PostgreSQL cannot be reached.
     """
     import asyncpg
@@ -56,19 +67,25 @@ async def reversal_from_postgres(
         connection = await asyncpg.connect(database_url, timeout=10)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise InfraError(f"cannot reach PostgreSQL: {exc}") from exc
+    deadline = time.monotonic() + projection_wait_s
     try:
-        async with connection.transaction(isolation="repeatable_read", readonly=True):
-            row = await connection.fetchrow(
-                "SELECT height, envelope FROM ledger.transactions WHERE ledger = $1 AND tx_id = $2",
-                ledger,
-                tx_id,
-            )
-            if row is None:
+        while True:
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                row = await connection.fetchrow(
+                    "SELECT height, envelope FROM ledger.transactions "
+                    "WHERE ledger = $1 AND tx_id = $2",
+                    ledger,
+                    tx_id,
+                )
+                if row is not None:
+                    block = await _block_from_postgres(connection, ledger, row["height"])
+                    break
+            if time.monotonic() >= deadline:
                 raise ProofError(
                     f"transaction {tx_id.hex()} is not sealed in ledger {ledger!r} "
-                    "(or not in PostgreSQL yet)"
+                    f"(PostgreSQL has no such transaction after {projection_wait_s:.0f} s)"
                 )
-            block = await _block_from_postgres(connection, ledger, row["height"])
+            await asyncio.sleep(projection_poll_s)
     finally:
         await connection.close()
     envelope = bytes(row["envelope"])
