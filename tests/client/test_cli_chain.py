@@ -59,7 +59,9 @@ def _verify_on(topic: str, partition: int, *extra: str) -> list[str]:
 
 
 def test_the_live_chain_verifies_under_its_sealer(test_ledger: TestLedger) -> None:
-    """ledger main verifies from genesis under its sealer; JSON counts are consistent."""
+    """ledger main verifies from genesis under its first sealer; JSON counts are consistent, and
+    the sealer reported is the one that seals next: the first, or the successor of the last
+    rotation (``ledger rotate-sealer``, tests/client/test_cli_rotate_sealer.py)."""
     result = run_ledger(
         "verify-chain", "--sealer-key", test_ledger.sealer_public_key.hex(), "--json"
     )
@@ -68,8 +70,12 @@ def test_the_live_chain_verifies_under_its_sealer(test_ledger: TestLedger) -> No
     assert report["ok"] is True and report["failure"] is None
     assert report["block_count"] == report["height"] + 1 >= 1
     assert report["tx_count"] >= 1
-    assert report["sealer_key"] == test_ledger.sealer_public_key.hex()
-    assert report["sealer_key_id"] == signing.key_id(test_ledger.sealer_public_key)
+    if report["rotation_count"] == 0:
+        assert report["sealer_key"] == test_ledger.sealer_public_key.hex()
+    else:
+        assert report["sealer_key"] != test_ledger.sealer_public_key.hex()
+        assert 0 <= report["last_rotation_height"] < report["height"] + 1
+    assert report["sealer_key_id"] == signing.key_id(bytes.fromhex(report["sealer_key"]))
 
 
 def test_another_trusted_sealer_fails_at_block_0(test_ledger: TestLedger) -> None:
