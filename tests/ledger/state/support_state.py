@@ -1,24 +1,38 @@
 """Builders for state machine tests: fake keys, transactions, and a small ledger that records
-its blocks so that any test can replay them."""
+its blocks so that any test can replay them.
+
+Fake keys sign nothing: decide trusts the verify stage for signatures. A ``Reverse`` is the one
+operation that checks a signature itself (its original's block seal), so ``real_key`` gives a
+deterministic Ed25519 key, ``seal_block`` seals real blocks with it and ``reverse_of`` builds the
+proof that a recorded transaction was sealed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ledger import blocks, codec, merkle
+from ledger.blocks import ChainCheckpoint
 from ledger.model import (
+    Block,
+    Cosigner,
     DefineAsset,
+    Envelope,
     OpenAccount,
     Operation,
     Posting,
     RegisterKey,
+    Reverse,
     SetAccountPolicy,
     Transfer,
     Tx,
     TxBody,
 )
 from ledger.rejections import Rejected, RejectionCode
+from ledger.signing import Signer
 from ledger.state import Accepted, Decision, Effect, State, apply, begin_block, decide
 
 GENESIS_MS = 1_700_000_000_000
@@ -36,6 +50,11 @@ class FakeKey:
     def named(cls, name: str) -> FakeKey:
         public_key = hashlib.sha256(b"fake public key " + name.encode()).digest()
         return cls(public_key, hashlib.sha256(public_key).digest()[:16].hex())
+
+    @classmethod
+    def of(cls, signer: Signer) -> FakeKey:
+        """The fake key with a real key's public key: transactions "signed" by ``signer``."""
+        return cls(signer.public_key, signer.key_id)
 
 
 ADMIN = FakeKey.named("admin")
@@ -72,6 +91,8 @@ class Ledger:
     serial: int = 0
     blocks: list[tuple[int, list[Tx]]] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
+    decisions: list[tuple[int, Tx, Decision]] = field(default_factory=list)
+    """(index in ``blocks``, tx, decision) of every submission, refused ones included."""
 
     def __post_init__(self) -> None:
         self.block(self.now_ms)
@@ -105,6 +126,7 @@ class Ledger:
 
     def submit_tx(self, tx: Tx) -> Decision:
         decision = decide(self.state, tx, self.now_ms)
+        self.decisions.append((len(self.blocks) - 1, tx, decision))
         if isinstance(decision, Accepted):
             apply(self.state, decision)
             self.blocks[-1][1].append(tx)
@@ -144,6 +166,25 @@ def replay(blocks: list[tuple[int, list[Tx]]]) -> State:
             decision = decide(state, tx, now_ms)
             assert isinstance(decision, Accepted), decision
             apply(state, decision)
+    return state
+
+
+def replay_decisions(ledger: Ledger) -> State:
+    """A fresh state fed every submission of ``ledger``, refused ones too, block by block: each
+    decision must equal the recorded one (same code and detail, or same effects)."""
+    state = State()
+    submissions = iter(ledger.decisions)
+    pending = next(submissions, None)
+    for block_index, (now_ms, _) in enumerate(ledger.blocks):
+        begin_block(state, now_ms)
+        while pending is not None and pending[0] == block_index:
+            _, tx, recorded = pending
+            decision = decide(state, tx, now_ms)
+            assert decision == recorded, (tx.body.op, recorded, decision)
+            if isinstance(decision, Accepted):
+                apply(state, decision)
+            pending = next(submissions, None)
+    assert pending is None
     return state
 
 
@@ -194,3 +235,98 @@ def standard_ledger() -> Ledger:
     ledger.accept(ISSUER, pay("bond-issuer", "bob-bond", "BOND", 5))
     ledger.advance(1_000)
     return ledger
+
+
+# ---- real seals, for Reverse -------------------------------------------------------------
+
+
+def real_key(name: str) -> Signer:
+    """A real Ed25519 key, the same for the same ``name`` (tests stay deterministic)."""
+    return Signer.from_private_bytes(hashlib.sha256(b"real private key " + name.encode()).digest())
+
+
+def register_sealer(
+    ledger: Ledger, name: str = "sealer", roles: tuple[str, ...] = ("sealer",)
+) -> Signer:
+    """A real key registered by ADMIN with ``roles`` (the sealer role by default); accepted."""
+    signer = real_key(name)
+    ledger.accept(ADMIN, RegisterKey(signer.public_key, roles, ()))
+    return signer
+
+
+def envelope_of(tx: Tx) -> bytes:
+    """The envelope bytes of ``tx`` as a block would hold them. The signatures are zeros: decide
+    checks that an original was sealed, not its signatures (the verify stage did)."""
+    body = tx.body
+    envelope = Envelope(
+        body=codec.encode_tx_body(body),
+        public_key=tx.public_key,
+        signature=bytes(64),
+        body_version=codec.body_version_of(body),
+        cosigners=tuple(Cosigner(public_key, bytes(64)) for _, public_key in tx.cosigners),
+    )
+    return codec.encode_envelope(envelope)
+
+
+def seal_block(
+    sealer: Signer,
+    envelopes: Sequence[bytes],
+    *,
+    sealed_at_ms: int,
+    ledger: str = "test",
+    previous: ChainCheckpoint | None = None,
+) -> Block:
+    """A real block of ``envelopes`` sealed by ``sealer`` (after ``previous``; None: genesis)."""
+    block, _ = blocks.build_block(
+        previous,
+        ledger=ledger,
+        envelopes=envelopes,
+        sealed_at_ms=sealed_at_ms,
+        source_partition=0,
+        source_offset_end=1,
+        signing_key=sealer,
+    )
+    return block
+
+
+def proof_of(block: Block, index: int, postings: Sequence[Posting] = ()) -> Reverse:
+    """The Reverse of transaction ``index`` of ``block``: its envelope, the block's header and
+    seal, and its audit path in the block's tx_root."""
+    leaf_hashes = blocks.tx_leaf_hashes(block.transactions)
+    return Reverse(
+        original=block.transactions[index].envelope,
+        block_header=codec.encode_block_header(block.header),
+        seal=block.seal,
+        tx_index=index,
+        audit_path=tuple(merkle.inclusion_proof(index, leaf_hashes)),
+        postings=tuple(postings),
+    )
+
+
+def recorded_block_of(ledger: Ledger, tx: Tx) -> tuple[int, list[Tx]]:
+    """The recorded block (block time, accepted transactions) that holds ``tx``."""
+    for recorded in ledger.blocks:
+        if tx in recorded[1]:
+            return recorded
+    raise AssertionError(f"{tx} was not accepted")
+
+
+def reverse_of(
+    ledger: Ledger,
+    sealer: Signer,
+    tx: Tx,
+    postings: Sequence[Posting] = (),
+    *,
+    sealed_at_ms: int | None = None,
+) -> Reverse:
+    """A Reverse of accepted ``tx`` (``postings``: the reversing ones; none: all that remains),
+    proven by its recorded block, sealed by ``sealer`` at that block's time (or
+    ``sealed_at_ms``) with every transaction the block accepted, in order."""
+    now_ms, accepted = recorded_block_of(ledger, tx)
+    index = accepted.index(tx)
+    block = seal_block(
+        sealer,
+        [envelope_of(other) for other in accepted],
+        sealed_at_ms=now_ms if sealed_at_ms is None else sealed_at_ms,
+    )
+    return proof_of(block, index, postings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from support_state import (
     Ledger,
     cosigned,
     pay,
+    register_sealer,
+    replay,
+    reverse_of,
     standard_ledger,
 )
 
@@ -30,13 +34,16 @@ from ledger.model import (
     OpenAccount,
     Operation,
     Posting,
+    RegisterKey,
     RevokeKey,
     SetAccountPolicy,
     SetAccountStatus,
+    SetIssuanceCap,
     Transfer,
     Tx,
     Void,
 )
+from ledger.rejections import Rejected, RejectionCode
 from ledger.state import (
     Accepted,
     Effect,
@@ -49,7 +56,10 @@ from ledger.state import (
 )
 from ledger.state.decide_money import decide_transfer, decide_transfer_ordered
 
-KEYS = (ADMIN, ISSUER, ALICE, BOB, CAROL, STRANGER)
+MINTER = FakeKey.named("minter")
+"""Owns both issuer accounts like ISSUER, and has the issuer role that ISSUER lacks: it may
+issue a capped asset."""
+KEYS = (ADMIN, ISSUER, MINTER, ALICE, BOB, CAROL, STRANGER)
 ACCOUNTS = (
     "usd-issuer",
     "alice-usd",
@@ -62,6 +72,7 @@ ACCOUNTS = (
 )
 ASSETS = ("USD", "BOND", "EUR")
 FUNDED = ACCOUNTS[:-1]  # every account but the one that does not exist
+ISSUER_ACCOUNTS = {"USD": "usd-issuer", "BOND": "bond-issuer"}
 BIG = (int64_max, int64_max - 3, 2**62, int64_min + 1, -(2**62))
 
 
@@ -108,7 +119,11 @@ positive_amounts = st.one_of(
     st.integers(1, 3_000), st.integers(0, 400), st.sampled_from((int64_max, 2**62))
 )
 keys = st.sampled_from(KEYS)
-spenders = st.sampled_from((ALICE, BOB, ISSUER, CAROL))
+spenders = st.sampled_from((ALICE, BOB, ISSUER, MINTER, CAROL))
+issuing_keys = st.sampled_from((ISSUER, MINTER))
+"""Who signs for an issuer account: its owner without the issuer role, or with it."""
+caps = st.one_of(st.none(), st.integers(0, 40_000), st.sampled_from((0, int64_max, 15_500, 16_000)))
+"""Issuance caps, near the USD the economy issues (15,500) and at the bounds."""
 account_names = st.sampled_from(ACCOUNTS)
 asset_names = st.sampled_from(ASSETS)
 VALID_TIMING = (0, 60_000)
@@ -124,9 +139,14 @@ timings = st.sampled_from(
 """(created_offset_ms, ttl_ms) of a submission: mostly valid."""
 
 
+def owner_of(draw: st.DrawFn, account: str) -> FakeKey:
+    """The key that owns ``account``; for an issuer account, either of the two that do."""
+    return draw(issuing_keys) if account in ISSUER_ACCOUNTS.values() else OWNERS[account]
+
+
 def owner_or_anyone(draw: st.DrawFn, account: str) -> FakeKey:
     """Usually the account's owner, sometimes a key that may not spend from it."""
-    return OWNERS[account] if draw(st.sampled_from([True] * 9 + [False])) else draw(keys)
+    return owner_of(draw, account) if draw(st.sampled_from([True] * 9 + [False])) else draw(keys)
 
 
 @st.composite
@@ -196,6 +216,7 @@ def submissions(draw: st.DrawFn) -> Submit:
             st.builds(OpenAccount, st.sampled_from(("dave-usd", "erin-bond")), asset_names),
             st.builds(RevokeKey, st.sampled_from([key.key_id for key in KEYS])),
             policies,
+            st.builds(SetIssuanceCap, asset_names, caps),
         )
     )
     return Submit(
@@ -264,6 +285,24 @@ def decide_checked(state: State, tx: Tx, now_ms: int) -> Accepted | object:
     return first
 
 
+def outstanding(state: State, asset: str) -> int:
+    """What ``asset``'s issuer account has issued or promised by open holds."""
+    issuer = state.accounts[ISSUER_ACCOUNTS[asset]]
+    return issuer.held - issuer.balance
+
+
+def check_issuance(state: State, tx: Tx, outstanding_before: dict[str, int]) -> None:
+    """An accepted transaction that raised a capped asset's outstanding issuance was signed by
+    an issuer-role key and stayed within the cap."""
+    for asset, previous in outstanding_before.items():
+        cap = state.assets[asset].issuance_cap
+        if cap is None or outstanding(state, asset) <= previous:
+            continue
+        assert outstanding(state, asset) <= cap
+        signers = [tx.key_id, *(key_id for key_id, _ in tx.cosigners)]
+        assert any("issuer" in state.keys[key_id].roles for key_id in signers)
+
+
 def check_invariants(state: State) -> None:
     supply: dict[str, int] = defaultdict(int)
     for name, account in state.accounts.items():
@@ -284,6 +323,9 @@ def execute(history: list[Advance | Submit | Resubmit], checkpoint_at: int) -> R
     ledger.accept(ISSUER, pay("usd-issuer", "bob-usd", "USD", 5_000))
     ledger.accept(ISSUER, pay("usd-issuer", "carol-usd", "USD", 500))
     ledger.accept(ISSUER, pay("bond-issuer", "alice-bond", "BOND", 50))
+    ledger.accept(
+        ADMIN, RegisterKey(MINTER.public_key, ("issuer",), tuple(ISSUER_ACCOUNTS.values()))
+    )
     for index, step in enumerate(history):
         if isinstance(step, Advance):
             ledger.advance(step.delta_ms)
@@ -300,7 +342,9 @@ def execute(history: list[Advance | Submit | Resubmit], checkpoint_at: int) -> R
             run.submitted.append(tx)
         decision = decide_checked(ledger.state, tx, ledger.now_ms)
         if isinstance(decision, Accepted):
+            before = {asset: outstanding(ledger.state, asset) for asset in ISSUER_ACCOUNTS}
             apply(ledger.state, decision)
+            check_issuance(ledger.state, tx, before)
             ledger.blocks[-1][1].append(tx)
             ledger.effects.extend(decision.effects)
             if isinstance(tx.body.op, Hold):
@@ -377,32 +421,77 @@ def owner_payments(draw: st.DrawFn) -> tuple[FakeKey, Transfer]:
     source, target = draw(st.permutations(pool))[:2]
     amount = draw(st.integers(1, 5_000) | st.sampled_from(BIG[:3]))
     op = Transfer((Posting(source, asset, -amount), Posting(target, asset, amount)))
-    return OWNERS[source], op
+    return owner_of(draw, source), op
+
+
+issued_amounts = st.one_of(
+    *[st.integers(1, 3_000)] * 6, st.integers(-2, 2), st.sampled_from(BIG[:3])
+)
+"""Mostly amounts that a cap near the outstanding issuance lets through or just stops."""
+
+
+@st.composite
+def issues(draw: st.DrawFn) -> tuple[FakeKey, Transfer]:
+    """An issue of USD or BOND signed by an issuer account's owner, with or without the role."""
+    asset = draw(st.sampled_from(("USD", "BOND")))
+    target = draw(st.sampled_from([name for name in FUNDED if name.endswith(asset.lower())]))
+    amount = draw(issued_amounts)
+    return draw(issuing_keys), pay(ISSUER_ACCOUNTS[asset], target, asset, amount)
+
+
+cap_changes = st.one_of(
+    st.none(),  # keep the cap the history left
+    st.just("remove"),
+    st.integers(-500, 3_000),  # relative to what is outstanding
+    st.integers(-500, 3_000),
+    st.sampled_from((-1, 0, 1)),
+)
+"""What the fast path test does to one asset's cap before its probes."""
+
+
+def set_cap(ledger: Ledger, asset: str, change: int | str | None) -> None:
+    if change is None:
+        return
+    cap = None if change == "remove" else outstanding(ledger.state, asset) + int(change)
+    ledger.submit(
+        ADMIN, SetIssuanceCap(asset, None if cap is None else min(max(cap, 0), int64_max))
+    )
 
 
 @property_settings
 @given(
     history=steps,
     probes=st.lists(
-        st.tuples(payments() | owner_payments(), st.lists(keys, max_size=2, unique=True)),
+        st.tuples(
+            payments() | owner_payments() | issues() | issues(),
+            st.lists(keys, max_size=2, unique=True),
+        ),
         min_size=1,
         max_size=20,
     ),
     whale=st.integers(0, 3_000) | st.none(),
+    usd_cap=cap_changes,
+    bond_cap=cap_changes,
 )
 def test_fast_transfer_path_agrees_with_ordered_checks(
     history: list[Advance | Submit | Resubmit],
     probes: list[tuple[tuple[FakeKey, Transfer], list[FakeKey]]],
     whale: int | None,
+    usd_cap: int | str | None,
+    bond_cap: int | str | None,
 ) -> None:
     """The one-pass Transfer decision equals the check-by-check reference on any input, also
-    next to the int64 bounds (``whale``: Bob holds nearly int64_max, the issuer nearly -int64)."""
+    next to the int64 bounds (``whale``: Bob holds nearly int64_max, the issuer nearly -int64)
+    and for capped assets, issued by keys with and without the issuer role, near the cap."""
     run = execute(history, checkpoint_at=1_000)
     ledger = run.ledger
     if whale is not None:  # take Bob or the issuer to within ``whale`` of an int64 bound
         bob, issuer = ledger.state.accounts["bob-usd"], ledger.state.accounts["usd-issuer"]
         amount = min(int64_max - bob.balance, issuer.balance - issuer.held - int64_min) - whale
+        ledger.submit(ADMIN, SetIssuanceCap("USD", None))
         ledger.submit(ISSUER, pay("usd-issuer", "bob-usd", "USD", amount))
+    set_cap(ledger, "USD", usd_cap)
+    set_cap(ledger, "BOND", bond_cap)
     state = ledger.state
     for (signer, op), cosigners in probes:
         key = state.keys.get(signer.key_id)
@@ -412,3 +501,107 @@ def test_fast_transfer_path_agrees_with_ordered_checks(
         tx = cosigned(ledger.tx(signer, op), *helpers)
         fast = decide_transfer(state, tx, key, op, ledger.now_ms)
         assert fast == decide_transfer_ordered(state, tx, key, op, ledger.now_ms)
+
+
+# ---- Reverse ---------------------------------------------------------------------------------
+
+REVERSED_ORIGINAL = {"alice-usd": -1_000, "bob-usd": 600, "carol-usd": 400}
+"""The transfer the Reverse property undoes: Alice pays Bob and Carol."""
+BEFORE_ORIGINAL = {"alice-usd": 10_000, "bob-usd": 0, "carol-usd": 0}
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """One attempt: Bob gives back ``bob``, Carol ``carol``, Alice gets their sum plus ``skew``
+    (0: balanced). All zero: a full reversal (no postings). ``by_payer``: signed by Alice
+    instead of by Bob cosigned by Carol."""
+
+    bob: int
+    carol: int
+    skew: int = 0
+    by_payer: bool = False
+
+    def postings(self) -> tuple[Posting, ...]:
+        amounts = {
+            "bob-usd": -self.bob,
+            "carol-usd": -self.carol,
+            "alice-usd": self.bob + self.carol + self.skew,
+        }
+        return tuple(Posting(name, "USD", amount) for name, amount in amounts.items() if amount)
+
+
+reversals = st.builds(
+    Reversal,
+    st.integers(0, 700) | st.integers(0, 30) | st.just(0),
+    st.integers(0, 500) | st.integers(0, 30) | st.just(0),
+    st.sampled_from((0,) * 8 + (-1, 1)),
+    st.sampled_from((False,) * 9 + (True,)),
+)
+
+
+def expected_code(attempt: Reversal, undone: dict[str, int]) -> RejectionCode | None:
+    """What decide_reverse should answer, from the documented order of its checks."""
+    remaining = {name: abs(amount) - undone[name] for name, amount in REVERSED_ORIGINAL.items()}
+    postings = attempt.postings()
+    if not postings:
+        if not any(remaining.values()):
+            return RejectionCode.REVERSAL_EXCEEDS_ORIGINAL
+        return RejectionCode.UNAUTHORIZED if attempt.by_payer else None
+    for posting in postings:
+        if (posting.amount < 0) == (REVERSED_ORIGINAL[posting.account] < 0):
+            return RejectionCode.INVALID_OPERATION  # the same sign as the original
+    if any(abs(posting.amount) > remaining[posting.account] for posting in postings):
+        return RejectionCode.REVERSAL_EXCEEDS_ORIGINAL
+    if attempt.by_payer and any(posting.amount < 0 for posting in postings):
+        return RejectionCode.UNAUTHORIZED
+    if len(postings) < 2:
+        return RejectionCode.INVALID_OPERATION
+    if sum(posting.amount for posting in postings):
+        return RejectionCode.UNBALANCED
+    return None
+
+
+@property_settings
+@given(attempts=st.lists(st.tuples(reversals, st.booleans()), min_size=1, max_size=12))
+def test_partial_reversals_never_undo_more_than_the_original(
+    attempts: list[tuple[Reversal, bool]],
+) -> None:
+    """Over any sequence of partial and full reversals, each decision is the documented one, the
+    amount undone per account never exceeds the original posting, each balance is the original's
+    result minus what is undone, and replay gives the same state."""
+    ledger = standard_ledger()
+    sealer = register_sealer(ledger)
+    original = ledger.accept(
+        ALICE,
+        Transfer(tuple(Posting(name, "USD", amount) for name, amount in REVERSED_ORIGINAL.items())),
+    ).tx
+    ledger.advance(1_000)
+    proof = reverse_of(ledger, sealer, original)
+    undone = dict.fromkeys(REVERSED_ORIGINAL, 0)
+    for attempt, new_block in attempts:
+        if new_block:
+            ledger.advance(1_000)
+        op = dataclasses.replace(proof, postings=attempt.postings())
+        tx = ledger.tx(ALICE, op) if attempt.by_payer else cosigned(ledger.tx(BOB, op), CAROL)
+        expected = expected_code(attempt, undone)
+        decision = ledger.submit_tx(tx)
+        if expected is None:
+            assert isinstance(decision, Accepted), (attempt, decision)
+            for name, amount in REVERSED_ORIGINAL.items():
+                reversing = attempt.postings() or ()
+                moved = sum(abs(p.amount) for p in reversing if p.account == name)
+                undone[name] = abs(amount) if not reversing else undone[name] + moved
+        else:
+            assert isinstance(decision, Rejected), (attempt, decision)
+            assert decision.code is expected, (attempt, decision)
+        recorded = ledger.state.reversed.get(original.body.tx_id, {})
+        assert recorded == {name: amount for name, amount in undone.items() if amount}
+        for name, amount in REVERSED_ORIGINAL.items():
+            assert 0 <= undone[name] <= abs(amount)
+            sign = 1 if amount > 0 else -1
+            assert ledger.balance(name) == (
+                BEFORE_ORIGINAL[name] + sign * (abs(amount) - undone[name]),
+                0,
+            )
+    assert undone["alice-usd"] == undone["bob-usd"] + undone["carol-usd"]
+    assert replay(ledger.blocks) == ledger.state

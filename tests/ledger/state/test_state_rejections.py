@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from support_state import (
@@ -11,9 +12,12 @@ from support_state import (
     CAROL,
     ISSUER,
     STRANGER,
+    FakeKey,
     Ledger,
     cosigned,
     pay,
+    register_sealer,
+    reverse_of,
     standard_ledger,
     treasury_policy,
 )
@@ -25,8 +29,10 @@ from ledger.model import (
     Hold,
     OpenAccount,
     Posting,
+    RegisterKey,
     RevokeKey,
     SetAccountStatus,
+    SetIssuanceCap,
     Transfer,
     Void,
 )
@@ -243,6 +249,19 @@ def test_insufficient_funds() -> None:
     )
 
 
+@reaches(RejectionCode.ISSUANCE_CAP_EXCEEDED)
+def test_issuance_cap_exceeded() -> None:
+    """With USD capped at 12,000 outstanding, the issuer may issue 2,000 more, not 2,001."""
+    ledger = standard_ledger()
+    minter = FakeKey.named("minter")
+    ledger.accept(ADMIN, RegisterKey(minter.public_key, ("issuer",), ("usd-issuer",)))
+    ledger.accept(ADMIN, SetIssuanceCap("USD", 12_000))
+    assert ledger.reject(minter, pay("usd-issuer", "bob-usd", "USD", 2_001)) is (
+        RejectionCode.ISSUANCE_CAP_EXCEEDED
+    )
+    ledger.accept(minter, pay("usd-issuer", "bob-usd", "USD", 2_000))
+
+
 @reaches(RejectionCode.LIMIT_EXCEEDED)
 def test_limit_exceeded() -> None:
     """Carol's account refuses credits above its maximum balance."""
@@ -293,6 +312,29 @@ def test_capture_exceeds_hold() -> None:
     ledger = standard_ledger()
     hold_id = open_hold(ledger, amount=100)
     assert ledger.reject(BOB, Capture(hold_id, 150)) is RejectionCode.CAPTURE_EXCEEDS_HOLD
+
+
+@reaches(RejectionCode.ORIGINAL_NOT_PROVEN)
+def test_original_not_proven() -> None:
+    """A Reverse whose block seal does not verify proves nothing: the payment stays."""
+    ledger = standard_ledger()
+    sealer = register_sealer(ledger)
+    original = ledger.accept(ALICE, pay("alice-usd", "bob-usd", "USD", 100)).tx
+    forged = dataclasses.replace(reverse_of(ledger, sealer, original), seal=bytes(64))
+    assert ledger.reject(BOB, forged) is RejectionCode.ORIGINAL_NOT_PROVEN
+    assert ledger.balance("bob-usd") == (100, 0)
+
+
+@reaches(RejectionCode.REVERSAL_EXCEEDS_ORIGINAL)
+def test_reversal_exceeds_original() -> None:
+    """A payment reversed once cannot be reversed again."""
+    ledger = standard_ledger()
+    sealer = register_sealer(ledger)
+    original = ledger.accept(ALICE, pay("alice-usd", "bob-usd", "USD", 100)).tx
+    ledger.accept(BOB, reverse_of(ledger, sealer, original))
+    assert ledger.reject(BOB, reverse_of(ledger, sealer, original)) is (
+        RejectionCode.REVERSAL_EXCEEDS_ORIGINAL
+    )
 
 
 def test_every_sequence_code_has_a_scenario() -> None:
