@@ -97,8 +97,8 @@ class TransactionRow(NamedTuple):
     metadata: str | None
     """The body's metadata as JSON text (jsonb); None when it has none."""
     cosigners: list[str] | None
-    reverses: bytes | None
-    """A Reverse's original tx_id."""
+    reverses: int | None
+    """A Reverse's original: its seq."""
 
 
 class PostingRow(NamedTuple):
@@ -368,9 +368,9 @@ ACCOUNT_POLICIES = Table("account_policies", AccountPolicyRow, key=("ledger", "a
 TRACKING = Table("tracking", TrackingRow, key=("processor", "stream"))
 
 
-def _reversed(effects: tuple[Effect, ...]) -> bytes:
-    """The original tx_id of a Reverse, from its effects."""
-    return next(effect.original for effect in effects if isinstance(effect, Reversed))
+def _reversed(effects: tuple[Effect, ...]) -> int:
+    """The original's seq of a Reverse, from its effects."""
+    return next(effect.original_seq for effect in effects if isinstance(effect, Reversed))
 
 
 # ---- the rows of one batch -------------------------------------------------------------------

@@ -58,7 +58,9 @@ def test_python_example_runs(test_ledger: TestLedger) -> None:
 
 def test_treasury_flow_runs(test_ledger: TestLedger) -> None:
     """The treasury flow: one signature is refused above the policy's amount, the payment
-    cosigned offline and the one signed by both keys at once are sealed, the policy removed."""
+    cosigned offline and the one signed by both keys at once are sealed; the CFO's key is
+    rotated and its successor's signature counts; the policy is removed; a mistaken payment is
+    reversed and the view links the two; the sealer is rotated and verify-chain follows."""
     result = run_script(block_after("## Treasury flow", "bash"))
     if result.returncode != 0:  # leave alice as the other tests expect her: no policy
         run_ledger(
@@ -68,5 +70,9 @@ def test_treasury_flow_runs(test_ledger: TestLedger) -> None:
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
     assert "TOO_FEW_SIGNATURES" in result.stderr and "refused with one signature" in result.stdout
     assert "on ledger main: Transfer" in result.stdout  # what ledger sign showed the CFO
-    # register-key, set-policy, the cosigned envelope, both keys at once, the removal
-    assert result.stdout.count("sealed in ledger main") == 5, result.stdout
+    # register-key, set-policy, the cosigned envelope, both keys at once, update-key, the
+    # successor's payment, the removal, the reversal, the sealer's rotation
+    assert result.stdout.count("sealed in ledger main") == 9, result.stdout
+    assert "alice   |   4200" in result.stdout and "bob     |  -4200" in result.stdout
+    assert "from the next block on, ledger main is sealed by" in result.stdout
+    assert "sealer rotations followed" in result.stdout

@@ -145,7 +145,7 @@ def _apply_rare(state: State, effect: Effect) -> None:
     elif isinstance(effect, IssuanceCapSet):
         state.assets[effect.asset].issuance_cap = effect.cap
     elif isinstance(effect, Reversed):
-        state.reversed.setdefault(effect.original, {}).update(effect.undone)
+        state.reversed.setdefault(effect.original_seq, {}).update(effect.undone)
     elif isinstance(effect, Attested | Posted | SealerRotated | AccountMetadataSet):
         pass  # nothing to decide on: these live in the blocks and the projection
     else:  # pragma: no cover - a new effect type without a writer is a bug

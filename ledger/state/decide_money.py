@@ -489,15 +489,16 @@ def decide_reverse(state: State, tx: Tx, key: Key, op: Reverse, now_ms: int) -> 
     every check of a Transfer, in precedence order, on the reversing postings: the accounts it
     debits (the original's payees) authorize it, and it needs their funds.
     """
-    original = _proven_original(state, tx.body.ledger, op)
-    if isinstance(original, Rejected):
-        return original
+    proven = _proven_original(state, tx.body.ledger, op)
+    if isinstance(proven, Rejected):
+        return proven
+    original, original_seq = proven
     if not isinstance(original.op, Transfer):
         return Rejected(
             RejectionCode.INVALID_OPERATION,
             f"only a Transfer is reversed; {original.tx_id.hex()} is a {original.kind}",
         )
-    undone = state.reversed.get(original.tx_id, {})
+    undone = state.reversed.get(original_seq, {})
     remaining = {
         posting.account: (posting, abs(posting.amount) - undone.get(posting.account, 0))
         for posting in original.op.postings
@@ -522,7 +523,8 @@ def decide_reverse(state: State, tx: Tx, key: Key, op: Reverse, now_ms: int) -> 
         if (posting.amount < 0) == (found[0].amount < 0) or posting.amount == 0:
             return Rejected(
                 RejectionCode.INVALID_OPERATION,
-                f"a reversing posting to {posting.account} has the opposite sign of the original",
+                f"a reversing posting to {posting.account} must have the opposite sign of the "
+                "original's",
             )
     for posting in postings:
         if abs(posting.amount) > remaining[posting.account][1]:
@@ -540,14 +542,15 @@ def decide_reverse(state: State, tx: Tx, key: Key, op: Reverse, now_ms: int) -> 
             for posting in postings
         )
     )
-    effects = (*decision.effects, Reversed(original.tx_id, reversed_now))
+    effects = (*decision.effects, Reversed(original_seq, original.tx_id, reversed_now))
     return Accepted(tx, now_ms, effects, state.revision)
 
 
-def _proven_original(state: State, ledger: str, op: Reverse) -> TxBody | Rejected:
-    """The original's body when ``op`` proves it was sealed in ``ledger``: its envelope is leaf
-    ``tx_index`` of the tx_root of a header of this ledger, sealed by a key that held the sealer
-    role at the block's time. ORIGINAL_NOT_PROVEN otherwise."""
+def _proven_original(state: State, ledger: str, op: Reverse) -> tuple[TxBody, int] | Rejected:
+    """The original's body and seq when ``op`` proves it was sealed in ``ledger``: its envelope
+    is leaf ``tx_index`` of the tx_root of a header of this ledger, sealed by a key that held the
+    sealer role at the block's time. ORIGINAL_NOT_PROVEN otherwise. The seq, not the tx_id,
+    names the original: a tx_id is unique only within the replay window."""
     try:
         header = codec.decode_block_header(op.block_header)
     except DecodeError as exc:
@@ -574,7 +577,7 @@ def _proven_original(state: State, ledger: str, op: Reverse) -> TxBody | Rejecte
     if not signing.message_signature_ok(header.sealer_key, op.seal, blocks.block_hash(header)):
         return _not_proven(f"the seal of block {header.height} does not verify")
     try:
-        return codec.decode_submission(op.original)[1]
+        return codec.decode_submission(op.original)[1], header.first_seq + op.tx_index
     except DecodeError as exc:  # sealed by this ledger yet unreadable: a newer body version
         return Rejected(RejectionCode.INVALID_OPERATION, f"the original cannot be read: {exc}")
 

@@ -144,10 +144,12 @@ class IssuanceCapSet:
 
 @dataclass(frozen=True, slots=True)
 class Reversed:
-    """Part or all of transfer ``original`` is undone; ``undone`` is (account, magnitude undone
-    so far, this reversal included) for each account this reversal posts to, sorted."""
+    """Part or all of the transfer at ``original_seq`` (``original_tx_id``) is undone;
+    ``undone`` is (account, magnitude undone so far, this reversal included) for each account
+    this reversal posts to, sorted."""
 
-    original: bytes
+    original_seq: int
+    original_tx_id: bytes
     undone: tuple[tuple[str, int], ...]
 
 

@@ -134,13 +134,13 @@ def snapshot_bytes(state: State) -> bytes:
         ],
         "reversals": [
             {
-                "tx_id": tx_id,
+                "seq": seq,
                 "undone": [
                     {"account": account, "amount": amount}
                     for account, amount in sorted(undone.items())
                 ],
             }
-            for tx_id, undone in sorted(state.reversed.items())
+            for seq, undone in sorted(state.reversed.items())
         ],
     }
     buffer = io.BytesIO()
@@ -210,7 +210,7 @@ def restore(data: bytes) -> State:
             raise DecodeError(f"snapshot issuance cap of asset {row['asset']}, which it lacks")
         asset.issuance_cap = row["cap"]
     for row in record["reversals"]:
-        state.reversed[row["tx_id"]] = {item["account"]: item["amount"] for item in row["undone"]}
+        state.reversed[row["seq"]] = {item["account"]: item["amount"] for item in row["undone"]}
     if record["snapshot_version"] == 2:
         _restore_recent_version_2(state, record["recent_tx_ids"])
         state.rebuild_indexes()

@@ -158,9 +158,9 @@ class State:
         """Transactions accepted and applied since genesis."""
         self.finality_threshold: int = 0
         """Distinct registered witnesses that must co-sign a block for it to be final (0: none)."""
-        self.reversed: dict[bytes, dict[str, int]] = {}
-        """tx_id of a reversed Transfer -> account -> how much of its posting to that account
-        is undone so far (a magnitude). Only reversed transfers are here: a Reverse carries the
+        self.reversed: dict[int, dict[str, int]] = {}
+        """seq of a reversed Transfer -> account -> how much of its posting to that account is
+        undone so far (a magnitude). Only reversed transfers are here: a Reverse carries the
         proof of its original, so the state keeps no copy of past transfers."""
         self.revision: int = 0
         """Bumped by every mutation; an ``Accepted`` is valid only for the revision it saw."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -71,15 +72,17 @@ def test_chunks_restore_exactly_in_any_order(
     blocks_next: int,
     shuffle: random.Random,
 ) -> None:
-    """Any replica cut at any chunk size restores to the same state, checkpoint and positions
-    from its chunks in any order, and snapshots again to the same chunks (determinism)."""
+    """Any replica cut at any chunk size restores to the same state, checkpoint, sealer and
+    positions from its chunks in any order, and snapshots again to the same chunks
+    (determinism). The sealer is the snapshot's own, not the one the reader starts trusting."""
+    replica = dataclasses.replace(replica, trusted_sealer_key=b"s" * 32)
     chunks = snapshot_chunks(replica, source_end, blocks_next, chunk_bytes_max)
     assert all(len(chunk) <= chunk_bytes_max for chunk in chunks)
     shuffled = list(chunks)
     shuffle.shuffle(shuffled)
     restored = restore_chunks(shuffled, trusted_sealer_key=b"k" * 32)
     assert_same(restored, replica, source_end, blocks_next)
-    assert restored.replica.trusted_sealer_key == b"k" * 32
+    assert restored.replica.trusted_sealer_key == b"s" * 32
     assert snapshot_chunks(restored.replica, source_end, blocks_next, chunk_bytes_max) == chunks
 
 

@@ -1,6 +1,7 @@
 -- 0010_metadata_reversals_caps: what issue 12's operations add to the projection.
 -- - transactions: the body's metadata (jsonb, NULL when it has none), the key_ids of an
---   envelope's cosigners (NULL when it has none), and for a Reverse the tx_id it reverses;
+--   envelope's cosigners (NULL when it has none), and for a Reverse the seq of the transaction
+--   it reverses (a tx_id is unique only within the replay window, a seq always);
 -- - accounts: their metadata (from the OpenAccount transaction, then SetAccountMetadata);
 -- - assets: their issuance cap (SetIssuanceCap; NULL: none).
 -- Rows projected before keep NULL, which is what they were: no metadata, no cosigners.
@@ -9,7 +10,7 @@
 ALTER TABLE ledger.transactions
     ADD COLUMN metadata jsonb,
     ADD COLUMN cosigners text[],
-    ADD COLUMN reverses bytea CHECK (octet_length(reverses) = 16);
+    ADD COLUMN reverses bigint CHECK (reverses >= 0);
 
 ALTER TABLE ledger.accounts ADD COLUMN metadata jsonb;
 
@@ -44,7 +45,7 @@ SELECT r.ledger, r.tx_id AS reversal_tx_id, r.seq AS reversal_seq, r.sealed_at A
        o.sealed_at AS original_sealed_at, o.external_ref AS original_external_ref,
        p.account, p.asset, p.amount
 FROM ledger.transactions r
-JOIN ledger.transactions o ON o.ledger = r.ledger AND o.tx_id = r.reverses
+JOIN ledger.transactions o ON o.ledger = r.ledger AND o.seq = r.reverses
 JOIN ledger.postings p ON p.ledger = r.ledger AND p.seq = r.seq
 WHERE r.reverses IS NOT NULL;
 

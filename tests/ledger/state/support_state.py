@@ -321,12 +321,28 @@ def reverse_of(
 ) -> Reverse:
     """A Reverse of accepted ``tx`` (``postings``: the reversing ones; none: all that remains),
     proven by its recorded block, sealed by ``sealer`` at that block's time (or
-    ``sealed_at_ms``) with every transaction the block accepted, in order."""
-    now_ms, accepted = recorded_block_of(ledger, tx)
-    index = accepted.index(tx)
-    block = seal_block(
-        sealer,
-        [envelope_of(other) for other in accepted],
-        sealed_at_ms=now_ms if sealed_at_ms is None else sealed_at_ms,
-    )
-    return proof_of(block, index, postings)
+    ``sealed_at_ms``) with every transaction the block accepted, in order. The recorded blocks
+    before it are chained in front, so its height and seq numbers are the ledger's own."""
+    target = recorded_block_of(ledger, tx)
+    previous = None
+    for recorded in ledger.blocks:
+        now_ms, accepted = recorded
+        if recorded is target and sealed_at_ms is not None:
+            now_ms = sealed_at_ms
+        block, previous = blocks.build_block(
+            previous,
+            ledger="test",
+            envelopes=[envelope_of(other) for other in accepted],
+            sealed_at_ms=now_ms,
+            source_partition=0,
+            source_offset_end=1,
+            signing_key=sealer,
+        )
+        if recorded is target:
+            return proof_of(block, accepted.index(tx), postings)
+    raise AssertionError("unreachable: recorded_block_of found it")
+
+
+def original_seq(proof: Reverse) -> int:
+    """The seq of the transaction ``proof`` reverses: how the state names it."""
+    return codec.decode_block_header(proof.block_header).first_seq + proof.tx_index

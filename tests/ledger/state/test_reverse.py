@@ -18,6 +18,7 @@ from support_state import (
     Ledger,
     cosigned,
     envelope_of,
+    original_seq,
     pay,
     proof_of,
     real_key,
@@ -86,18 +87,19 @@ def test_full_reversal_restores_both_balances() -> None:
     """Empty postings undo the whole original: both balances are as before it, and the effects
     post the opposite amounts and record how much of each posting is undone."""
     case = scene()
-    accepted = case.ledger.accept(BOB, reverse(case))
-    tx_id = case.original.body.tx_id
+    proof = reverse(case)
+    accepted = case.ledger.accept(BOB, proof)
+    tx_id, seq = case.original.body.tx_id, original_seq(proof)
     assert accepted.effects == (
         Posted("alice-usd", "USD", 1_000),
         Posted("bob-usd", "USD", -1_000),
         BalanceChanged("alice-usd", "USD", 9_990, 0),
         BalanceChanged("bob-usd", "USD", 0, 0),
-        Reversed(tx_id, (("alice-usd", 1_000), ("bob-usd", 1_000))),
+        Reversed(seq, tx_id, (("alice-usd", 1_000), ("bob-usd", 1_000))),
     )
     assert case.ledger.balance("alice-usd") == (9_990, 0)
     assert case.ledger.balance("bob-usd") == (0, 0)
-    assert case.ledger.state.reversed == {tx_id: {"alice-usd": 1_000, "bob-usd": 1_000}}
+    assert case.ledger.state.reversed == {seq: {"alice-usd": 1_000, "bob-usd": 1_000}}
 
 
 def test_partial_reversal_then_the_rest_then_nothing_left() -> None:
@@ -105,14 +107,14 @@ def test_partial_reversal_then_the_rest_then_nothing_left() -> None:
     nothing left (REVERSAL_EXCEEDS_ORIGINAL), in full or in part."""
     case = scene()
     ledger = case.ledger
-    tx_id = case.original.body.tx_id
+    tx_id, seq = case.original.body.tx_id, original_seq(reverse(case))
     ledger.accept(BOB, reverse(case, back(300)))
     assert ledger.balance("alice-usd") == (9_290, 0)
     assert ledger.balance("bob-usd") == (700, 0)
-    assert ledger.state.reversed == {tx_id: {"alice-usd": 300, "bob-usd": 300}}
+    assert ledger.state.reversed == {seq: {"alice-usd": 300, "bob-usd": 300}}
     ledger.advance(1_000)
     rest = ledger.accept(BOB, reverse(case))
-    assert rest.effects[-1] == Reversed(tx_id, (("alice-usd", 1_000), ("bob-usd", 1_000)))
+    assert rest.effects[-1] == Reversed(seq, tx_id, (("alice-usd", 1_000), ("bob-usd", 1_000)))
     assert ledger.balance("alice-usd") == (9_990, 0)
     assert ledger.balance("bob-usd") == (0, 0)
     assert ledger.reject(BOB, reverse(case)) is RejectionCode.REVERSAL_EXCEEDS_ORIGINAL
@@ -131,7 +133,7 @@ def test_reversing_more_than_remains_is_refused() -> None:
     ledger.accept(BOB, reverse(case, back(300)))
     assert ledger.reject(BOB, reverse(case, back(701))) is RejectionCode.REVERSAL_EXCEEDS_ORIGINAL
     ledger.accept(BOB, reverse(case, back(700)))
-    assert ledger.state.reversed[case.original.body.tx_id] == {"alice-usd": 1_000, "bob-usd": 1_000}
+    assert list(ledger.state.reversed.values()) == [{"alice-usd": 1_000, "bob-usd": 1_000}]
 
 
 def test_one_posting_above_what_remains_is_refused_even_if_balanced_by_the_other() -> None:
@@ -387,7 +389,7 @@ def test_a_payee_who_spent_the_money_cannot_reverse_it_all() -> None:
     assert ledger.reject(BOB, reverse(case)) is RejectionCode.INSUFFICIENT_FUNDS
     ledger.accept(BOB, reverse(case, back(400)))
     assert ledger.balance("bob-usd") == (0, 0)
-    assert ledger.state.reversed[case.original.body.tx_id] == {"alice-usd": 400, "bob-usd": 400}
+    assert list(ledger.state.reversed.values()) == [{"alice-usd": 400, "bob-usd": 400}]
 
 
 def test_a_frozen_account_cannot_take_part_in_a_reversal() -> None:
@@ -431,12 +433,9 @@ def test_one_leg_of_a_delivery_versus_payment_can_be_reversed() -> None:
     ledger.accept(BOB, reverse_of(ledger, sealer, original.tx))  # the USD leg remains
     assert ledger.balance("bob-usd") == (0, 0)
     assert ledger.balance("alice-usd") == (10_000, 0)
-    assert ledger.state.reversed[original.tx.body.tx_id] == {
-        "alice-usd": 500,
-        "bob-usd": 500,
-        "alice-bond": 2,
-        "bob-bond": 2,
-    }
+    assert list(ledger.state.reversed.values()) == [
+        {"alice-usd": 500, "bob-usd": 500, "alice-bond": 2, "bob-bond": 2}
+    ]
 
 
 # ---- replay and snapshots ----------------------------------------------------------------------
@@ -513,15 +512,9 @@ def test_any_flipped_bit_of_a_proof_is_original_not_proven(
     assert decision.code is RejectionCode.ORIGINAL_NOT_PROVEN, decision
 
 
-# ---- known bugs ----------------------------------------------------------------------------------
+# ---- a tx_id used again after the replay window -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/state: state.reversed is keyed by the original's tx_id, which is unique only "
-    "inside the replay window; a later Transfer that reuses a forgotten tx_id inherits what was "
-    "undone of the earlier one and cannot be reversed",
-)
 def test_a_transfer_reusing_a_forgotten_tx_id_can_be_reversed() -> None:
     """A tx_id may be used again once the first transaction left the replay window; reversing
     the second transfer undoes it, whatever happened to the first."""

@@ -18,6 +18,7 @@ from support_state import (
     FakeKey,
     Ledger,
     cosigned,
+    original_seq,
     pay,
     register_sealer,
     replay,
@@ -594,7 +595,7 @@ def test_partial_reversals_never_undo_more_than_the_original(
         else:
             assert isinstance(decision, Rejected), (attempt, decision)
             assert decision.code is expected, (attempt, decision)
-        recorded = ledger.state.reversed.get(original.body.tx_id, {})
+        recorded = ledger.state.reversed.get(original_seq(proof), {})
         assert recorded == {name: amount for name, amount in undone.items() if amount}
         for name, amount in REVERSED_ORIGINAL.items():
             assert 0 <= undone[name] <= abs(amount)
