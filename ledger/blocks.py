@@ -88,6 +88,16 @@ def tx_root(transactions: Sequence[SealedTx]) -> bytes:
     return merkle.root(tx_leaf_hashes(transactions))
 
 
+def check_tx_inclusion(
+    envelope: bytes, tx_index: int, audit_path: Sequence[bytes], header: BlockHeader
+) -> None:
+    """Raise ProofError unless ``envelope`` is transaction ``tx_index`` of the block whose
+    header is ``header`` (its leaf, by ``audit_path``, in the header's ``tx_root``)."""
+    merkle.verify_inclusion(
+        merkle.leaf_hash(envelope), tx_index, header.tx_count, audit_path, header.tx_root
+    )
+
+
 def blocks_root(block_hashes: Sequence[bytes]) -> bytes:
     """The blocks_root of the block that follows ``block_hashes`` (hashes of blocks 0..h-1)."""
     return merkle.root([merkle.leaf_hash(digest) for digest in block_hashes])

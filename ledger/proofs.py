@@ -408,13 +408,7 @@ class _RotationStep:
                 f"{header.height} (tx_count {header.tx_count})"
             )
         try:
-            merkle.verify_inclusion(
-                merkle.leaf_hash(self.envelope),
-                self.tx_index,
-                header.tx_count,
-                self.tx_inclusion,
-                header.tx_root,
-            )
+            blocks.check_tx_inclusion(self.envelope, self.tx_index, self.tx_inclusion, header)
         except ProofError as exc:
             raise ProofError(f"{where}.tx_inclusion in block {header.height}: {exc}") from exc
         try:
@@ -486,13 +480,7 @@ def verify_proof(
             f"seq {seq} is not first_seq {header.first_seq} + tx_index {tx_index} of the block"
         )
     try:
-        merkle.verify_inclusion(
-            merkle.leaf_hash(envelope_bytes),
-            tx_index,
-            header.tx_count,
-            tx_inclusion,
-            header.tx_root,
-        )
+        blocks.check_tx_inclusion(envelope_bytes, tx_index, tx_inclusion, header)
     except ProofError as exc:
         raise ProofError(f"tx_inclusion in block {header.height}: {exc}") from exc
     try:

@@ -52,6 +52,15 @@ def tx(tx_id_hex: str, as_json: bool) -> None:
             f"sealed: ledger {result['ledger']}, block {result['height']}, seq {result['seq']}, "
             f"{result['kind']} by key {result['key_id']} at {result['sealed_at']}"
         )
+        if result["cosigners"]:
+            click.echo(f"cosigned by: {', '.join(result['cosigners'])}")
+        if result["metadata"]:
+            pairs = ", ".join(f"{key}={value}" for key, value in result["metadata"].items())
+            click.echo(f"metadata: {pairs}")
+        if result["reverses"]:
+            click.echo(f"reverses: tx {result['reverses']}")
+        if result["reversed_by"]:
+            click.echo(f"reversed by: tx {', tx '.join(result['reversed_by'])}")
         cross = result.get("cross_shard")
         if cross is not None:
             click.echo(

@@ -164,10 +164,10 @@ async def prove_from_postgres(
                 return None
             else:
                 anchor_height = len(hashes) - 1
-            block = await _block_from_postgres(connection, ledger, height)
-            anchor = await _block_from_postgres(connection, ledger, anchor_height)
+            block = await block_from_postgres(connection, ledger, height)
+            anchor = await block_from_postgres(connection, ledger, anchor_height)
             rotation_blocks = [
-                await _block_from_postgres(connection, ledger, rotation_height)
+                await block_from_postgres(connection, ledger, rotation_height)
                 for rotation_height, row in enumerate(hashes[:anchor_height])
                 if row["sealer_changes_after"]
             ]
@@ -204,7 +204,7 @@ async def prove_from_postgres(
     )
 
 
-async def _block_from_postgres(connection: Any, ledger: str, height: int) -> Block:
+async def block_from_postgres(connection: Any, ledger: str, height: int) -> Block:
     row = await connection.fetchrow(
         "SELECT height, prev_hash, tx_root, tx_count, first_seq, sealed_at, blocks_root, sealer_key, "
         "source_partition, source_offset_end, seal FROM ledger.blocks WHERE ledger = $1 AND height = $2",

@@ -6,6 +6,7 @@ they were read at, and ``tx`` falls back to the rejection record when nothing wa
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,12 +78,16 @@ async def issuer_account(database_url: str, ledger: str, asset: str) -> str:
 
 async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
     """Where a transaction stands: sealed (block, seq) and whether final (its block co-signed by
-    the ledger's finality threshold of witnesses), refused (code, detail), or unknown."""
+    the ledger's finality threshold of witnesses), refused (code, detail), or unknown; with its
+    cosigners, metadata, the transaction it reverses and the reversals of it."""
     connection = await _connect(database_url)
     try:
         sealed = await connection.fetchrow(
-            "SELECT ledger, seq, height, index_in_block, kind, key_id, created_at, sealed_at, "
-            "external_ref, memo FROM ledger.transactions WHERE tx_id = $1",
+            "SELECT t.ledger, t.seq, t.height, t.index_in_block, t.kind, t.key_id, t.created_at,"
+            " t.sealed_at, t.external_ref, t.memo, t.cosigners, t.metadata,"
+            " encode(o.tx_id, 'hex') AS reverses"
+            " FROM ledger.transactions t LEFT JOIN ledger.transactions o"
+            " ON o.ledger = t.ledger AND o.seq = t.reverses WHERE t.tx_id = $1",
             tx_id,
         )
         refused = await connection.fetch(
@@ -91,7 +96,17 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
             tx_id,
         )
         finality = cross_shard = None
+        reversed_by: list[str] = []
         if sealed is not None:
+            reversed_by = [
+                row["tx_id"]
+                for row in await connection.fetch(
+                    "SELECT encode(tx_id, 'hex') AS tx_id FROM ledger.transactions"
+                    " WHERE ledger = $1 AND reverses = $2 ORDER BY seq",
+                    sealed["ledger"],
+                    sealed["seq"],
+                )
+            ]
             cross_shard = await connection.fetchrow(
                 "SELECT destination_ledger, destination_account, state, credit_height,"
                 " refund_height FROM analytics.v_cross_shard WHERE source_ledger = $1"
@@ -112,6 +127,9 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
     result: dict[str, Any] = {"tx_id": tx_id.hex(), "status": "sealed" if sealed else "refused"}
     if sealed is not None and finality is not None:
         result.update({key: _plain(value) for key, value in dict(sealed).items()})
+        result["metadata"] = json.loads(sealed["metadata"]) if sealed["metadata"] else {}
+        result["cosigners"] = sealed["cosigners"] or []
+        result["reversed_by"] = reversed_by
         final_height = finality["final_height"]
         result["final"] = final_height is not None and sealed["height"] <= final_height
         result["final_height"] = final_height

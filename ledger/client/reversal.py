@@ -61,7 +61,7 @@ async def reversal_from_postgres(
     """
     import asyncpg
 
-    from ledger.client.proof_source import _block_from_postgres
+    from ledger.client.proof_source import block_from_postgres
 
     try:
         connection = await asyncpg.connect(database_url, timeout=10)
@@ -78,7 +78,7 @@ async def reversal_from_postgres(
                     tx_id,
                 )
                 if row is not None:
-                    block = await _block_from_postgres(connection, ledger, row["height"])
+                    block = await block_from_postgres(connection, ledger, row["height"])
                     break
             if time.monotonic() >= deadline:
                 raise ProofError(

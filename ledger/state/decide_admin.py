@@ -387,16 +387,23 @@ def decide_update_key(
             RejectionCode.INVALID_OPERATION,
             "the sealer key is not rotated by UpdateKey: blocks are verified against it",
         )
-    if len(op.successor) != public_key_bytes:
-        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
-    successor_id = key_id_of(op.successor)
-    if successor_id in state.keys:
-        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {successor_id} already registered")
+    if refused := _not_a_new_key(state, op.successor):
+        return refused
     refused = _unknown_account(state, owned)
     if refused is not None:
         return refused
     effects = _handover(state, op.key_id, target, op.successor, owned, now_ms)
     return Accepted(tx, now_ms, effects, state.revision)
+
+
+def _not_a_new_key(state: State, public_key: bytes) -> Rejected | None:
+    """INVALID_OPERATION for a public key of the wrong size, ALREADY_EXISTS for a known one."""
+    if len(public_key) != public_key_bytes:
+        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
+    key_id = key_id_of(public_key)
+    if key_id in state.keys:
+        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {key_id} already registered")
+    return None
 
 
 def _handover(
@@ -430,16 +437,13 @@ def decide_rotate_sealer(
         return Rejected(
             RejectionCode.UNAUTHORIZED, f"RotateSealer needs the sealer's key, {tx.key_id} is not"
         )
-    if len(op.successor) != public_key_bytes:
-        return Rejected(RejectionCode.INVALID_OPERATION, "a public key has 32 bytes")
     if all(public_key != op.successor for _, public_key in tx.cosigners):
         return Rejected(
             RejectionCode.INVALID_OPERATION,
             "the successor must cosign its rotation: that proves it holds the new key",
         )
-    successor_id = key_id_of(op.successor)
-    if successor_id in state.keys:
-        return Rejected(RejectionCode.ALREADY_EXISTS, f"key {successor_id} already registered")
+    if refused := _not_a_new_key(state, op.successor):
+        return refused
     owned = tuple(sorted(key.accounts))
     effects = _handover(state, tx.key_id, key, op.successor, owned, now_ms)
     rotated = SealerRotated(key.public_key, op.successor)

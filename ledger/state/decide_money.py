@@ -19,7 +19,7 @@ before it can be checked):
 
 from __future__ import annotations
 
-from ledger import blocks, codec, merkle, signing
+from ledger import blocks, codec, signing
 from ledger.errors import DecodeError, ProofError
 from ledger.limits import int64_max, int64_min, postings_max_count, postings_min_count
 from ledger.model import (
@@ -558,13 +558,7 @@ def _proven_original(state: State, ledger: str, op: Reverse) -> tuple[TxBody, in
     if header.ledger != ledger:
         return _not_proven(f"the block is of ledger {header.ledger!r}, not {ledger!r}")
     try:
-        merkle.verify_inclusion(
-            merkle.leaf_hash(op.original),
-            op.tx_index,
-            header.tx_count,
-            op.audit_path,
-            header.tx_root,
-        )
+        blocks.check_tx_inclusion(op.original, op.tx_index, op.audit_path, header)
     except ProofError as exc:
         return _not_proven(f"the original is not in block {header.height} ({exc})")
     sealer = state.keys.get(key_id_of(header.sealer_key))
