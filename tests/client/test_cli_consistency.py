@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from support.cli import assert_one_line_error, run_ledger
+from support.cli import assert_one_line_error, run_ledger, submit_transfer
 from support.ledger_fixture import TestLedger
 
 pytestmark = pytest.mark.services
@@ -23,22 +23,8 @@ def _newest_height() -> int:
 def blocks(test_ledger: TestLedger) -> None:
     """A few blocks past genesis, whatever ran before: each submit waits for its own block."""
     for _ in range(4):
-        result = run_ledger(
-            "submit",
-            "transfer",
-            "--key",
-            str(test_ledger.key_file("alice")),
-            "--from",
-            test_ledger.alice,
-            "--to",
-            test_ledger.bob,
-            "--asset",
-            "USD",
-            "--amount",
-            "1",
-            env=test_ledger.passphrase_env,
-        )
-        assert result.returncode == 0, result.stderr
+        outcome = submit_transfer(test_ledger)
+        assert outcome["status"] == "sealed", outcome
 
 
 def test_random_heights_are_consistent_and_a_wrong_head_is_not(

@@ -5,33 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.cli import assert_one_line_error, run_ledger, unreachable_services_env
+from support.cli import (
+    assert_one_line_error,
+    run_ledger,
+    submit_transfer,
+    unreachable_services_env,
+)
 from support.ledger_fixture import TestLedger, insufficient_amount
 from support.waiting import eventually_sync
 
 pytestmark = pytest.mark.services
-
-
-def submit_transfer(test_ledger: TestLedger, amount: int) -> dict[str, object]:
-    result = run_ledger(
-        "submit",
-        "transfer",
-        "--key",
-        str(test_ledger.key_file("alice")),
-        "--from",
-        "alice",
-        "--to",
-        "bob",
-        "--asset",
-        "USD",
-        "--amount",
-        str(amount),
-        "--json",
-        env=test_ledger.passphrase_env,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    document: dict[str, object] = json.loads(result.stdout)
-    return document
 
 
 def query_json(*args: str) -> dict[str, object]:

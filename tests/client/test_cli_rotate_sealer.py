@@ -13,10 +13,11 @@ import asyncio
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from support.cli import run_ledger
+from support.cli import run_ledger, submit_transfer
 from support.ledger_fixture import TestLedger
 from support.waiting import eventually_sync
 
@@ -29,25 +30,8 @@ pytestmark = pytest.mark.services
 SEQUENCER = "sequence"
 
 
-def _pay(test_ledger: TestLedger, amount: int = 1) -> dict[str, object]:
-    result = run_ledger(
-        "submit",
-        "transfer",
-        "--key",
-        str(test_ledger.key_file("alice")),
-        "--from",
-        test_ledger.alice,
-        "--to",
-        test_ledger.bob,
-        "--asset",
-        test_ledger.asset,
-        "--amount",
-        str(amount),
-        "--json",
-        env=test_ledger.passphrase_env,
-    )
-    assert result.returncode == 0, result.stderr
-    outcome: dict[str, object] = json.loads(result.stdout)
+def _pay(test_ledger: TestLedger) -> dict[str, Any]:
+    outcome = submit_transfer(test_ledger)
     assert outcome["status"] == "sealed", outcome
     return outcome
 
@@ -64,9 +48,11 @@ def _sealer_of(settings: Settings, height: int) -> bytes:
             await connection.close()
         return None if value is None else bytes(value)
 
-    return eventually_sync(
+    key = eventually_sync(
         lambda: asyncio.run(query()), lambda key: key is not None, what=f"block {height} projected"
     )
+    assert key is not None
+    return key
 
 
 def _proof(tx_id: str, path: Path) -> Path:

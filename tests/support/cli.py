@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from ledger.settings import REPO_ROOT
+from support.ledger_fixture import TestLedger
 
 LEDGER_COMMAND = (sys.executable, "-m", "ledger")
 
@@ -44,3 +47,27 @@ def unreachable_services_env() -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "LEDGER_DATABASE_URL": "postgresql://nobody:nothing@127.0.0.1:1/nothing",
     }
+
+
+def submit_transfer(test_ledger: TestLedger, amount: int = 1) -> dict[str, Any]:
+    """``ledger submit transfer --json`` of ``amount`` USD from alice to bob on the test ledger:
+    its JSON outcome (sealed or refused)."""
+    result = run_ledger(
+        "submit",
+        "transfer",
+        "--key",
+        str(test_ledger.key_file("alice")),
+        "--from",
+        test_ledger.alice,
+        "--to",
+        test_ledger.bob,
+        "--asset",
+        test_ledger.asset,
+        "--amount",
+        str(amount),
+        "--json",
+        env=test_ledger.passphrase_env,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
