@@ -7,6 +7,7 @@ page must show every digit. Times are ISO 8601 in UTC, bytes lowercase hex.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -154,6 +155,7 @@ def decoded_envelope_json(envelope_bytes: bytes) -> dict[str, Any]:
             "expires_at": instant_ms(body.expires_at_ms),
             "memo": body.memo,
             "external_ref": body.external_ref,
+            "metadata": dict(body.metadata),
             "operation": operation,
         },
     }
@@ -177,6 +179,8 @@ def sealed_json(row: Mapping[str, Any], finality: Mapping[str, Any]) -> dict[str
         "memo": row["memo"],
         "final": is_final(row["height"], final_height),
         "finality": finality_json(finality),
+        "reverses": None if row["reverses"] is None else bytes(row["reverses"]).hex(),
+        "reversed_by": [bytes(tx_id).hex() for tx_id in row["reversed_by"]],
         **decoded_envelope_json(bytes(row["envelope"])),
     }
 
@@ -214,6 +218,7 @@ def account_json(ledger: str, account: str, row: Mapping[str, Any]) -> dict[str,
         "allow_negative": row["allow_negative"],
         "opened_height": row["opened_height"],
         "opened_seq": row["opened_seq"],
+        "metadata": json.loads(row["metadata"]) if row["metadata"] else {},
         "balance": money(row["balance"]),
         "held": money(row["held"]),
         "available": money(row["available"]),

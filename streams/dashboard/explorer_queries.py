@@ -106,7 +106,11 @@ LIMIT $3
 
 TRANSACTION = """
 SELECT t.ledger, t.seq, t.height, t.index_in_block, t.kind, t.key_id, t.created_at,
-       t.expires_at, t.sealed_at, t.external_ref, t.memo, t.envelope, b.hash AS block_hash
+       t.expires_at, t.sealed_at, t.external_ref, t.memo, t.envelope, b.hash AS block_hash,
+       (SELECT o.tx_id FROM ledger.transactions AS o
+        WHERE o.ledger = t.ledger AND o.seq = t.reverses) AS reverses,
+       ARRAY(SELECT r.tx_id FROM ledger.transactions AS r
+             WHERE r.ledger = t.ledger AND r.reverses = t.seq ORDER BY r.seq) AS reversed_by
 FROM ledger.transactions AS t
 JOIN ledger.blocks AS b ON b.ledger = t.ledger AND b.height = t.height
 WHERE t.tx_id = $1
@@ -144,7 +148,7 @@ registered witnesses with the ledger's threshold."""
 
 ACCOUNT = """
 SELECT a.asset, a.status, a.max_balance, a.allow_negative, a.opened_height, a.opened_seq,
-       s.scale, coalesce(b.balance, 0) AS balance, coalesce(b.held, 0) AS held,
+       a.metadata, s.scale, coalesce(b.balance, 0) AS balance, coalesce(b.held, 0) AS held,
        coalesce(b.available, 0) AS available, b.updated_height, b.updated_seq
 FROM ledger.accounts AS a
 LEFT JOIN ledger.balances AS b ON b.ledger = a.ledger AND b.account = a.account

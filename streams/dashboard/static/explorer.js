@@ -253,6 +253,10 @@ function sealedSections(sealed) {
       ["expires", when(sealed.expires_at)],
       ["memo", sealed.memo],
       ["external ref", sealed.external_ref],
+      ["metadata", metadataText(body.metadata)],
+      ["reverses", sealed.reverses ? link(route("tx", sealed.reverses), sealed.reverses,
+                                          {id: "tx-reverses"}) : "nothing"],
+      ["reversed by", txLinks(sealed.reversed_by || [], "tx-reversed-by")],
       ["signer key id", sealed.signer_key_id || sealed.key_id, "hex"],
       ["signer public key", sealed.public_key, "hex"],
       ["signature", sealed.signature, "hex"],
@@ -262,6 +266,21 @@ function sealedSections(sealed) {
         + sealed.body_version : sealed.decode_error],
     ]));
   return [details, operationSection(sealed.ledger, body.operation, body.kind), proofSection(sealed)];
+}
+
+function metadataText(metadata) {
+  const pairs = Object.entries(metadata || {});
+  return pairs.length ? pairs.map(([key, value]) => key + "=" + value).join(", ") : "none";
+}
+
+function txLinks(txIds, id) {
+  if (!txIds.length) return "not reversed";
+  const span = el("span", {id: id});
+  txIds.forEach((txId, index) => {
+    if (index) span.append(", ");
+    span.append(link(route("tx", txId), txId));
+  });
+  return span;
 }
 
 function operationSection(ledger, operation, kind) {
@@ -350,6 +369,7 @@ async function showAccount(ledger, name, parameters) {
       ["asset", answer.asset + (answer.scale === null ? "" : ", scale " + answer.scale)],
       ["may go negative", answer.allow_negative ? "yes (issuer)" : "no"],
       ["max balance", money(answer.max_balance)],
+      ["metadata", metadataText(answer.metadata)],
       ["opened", link(route("block", answer.ledger, answer.opened_height),
                       "block " + plain(answer.opened_height))],
       ["as of", "block " + plain(answer.updated_height)],
