@@ -194,7 +194,7 @@ def set_policy(
 def set_issuance_cap(asset: str, cap: int | None, remove: bool, **arguments: Any) -> None:
     """Bound an asset's outstanding issuance (admin only). While capped, only keys with the
     issuer role issue it (``--role issuer``), and never beyond the cap."""
-    if (cap is None) == remove:
+    if (cap is None) != remove:
         raise click.UsageError("give --cap N or --remove")
     submit_operation(Common.pop_from(arguments), SetIssuanceCap(asset, cap))
 

@@ -30,7 +30,7 @@ from support.cli import assert_one_line_error
 from support.ledger_fixture import LEDGER, TestLedger
 from support.waiting import eventually_sync
 
-from ledger.model import DefineAsset, OpenAccount, RegisterKey, SetIssuanceCap
+from ledger.model import DefineAsset, OpenAccount, RegisterKey
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -127,10 +127,10 @@ def admin_submit(ledger: TestLedger, command: str, *arguments: str) -> dict[str,
     return sealed(submit_cli(ledger, command, *arguments, keys=[ledger.key_file("admin")]))
 
 
-def set_cap(settings: Settings, ledger: TestLedger, asset: str, cap: int | None) -> None:
-    """SetIssuanceCap by the admin through the SDK. ``ledger submit set-issuance-cap`` cannot
-    do it yet: its option check is inverted (see the xfail tests at the end)."""
-    publish_stages(settings, ledger, [[(ledger.signer("admin"), SetIssuanceCap(asset, cap))]])
+def set_cap(ledger: TestLedger, asset: str, cap: int | None) -> None:
+    """``ledger submit set-issuance-cap`` by the admin: --cap N, or --remove for None."""
+    given = ("--cap", str(cap)) if cap is not None else ("--remove",)
+    admin_submit(ledger, "set-issuance-cap", "--asset", asset, *given)
 
 
 def issue(
@@ -343,7 +343,7 @@ def test_a_capped_asset_is_issued_by_the_issuer_role_within_the_cap(
     """Once capped, the issuer account's owner without the issuer role is UNAUTHORIZED; the
     issuer key issues up to the cap exactly, beyond it is ISSUANCE_CAP_EXCEEDED; a redemption
     makes room again. The views show the cap, outstanding and room."""
-    set_cap(settings, test_ledger, issued.asset, cap_amount)
+    set_cap(test_ledger, issued.asset, cap_amount)
     issuer = [issued.issuer_key]
     unauthorized, first = concurrently(
         functools.partial(issue, test_ledger, issued, [issued.owner_key], 1),
@@ -388,7 +388,7 @@ def test_a_hold_from_the_issuer_account_counts_as_outstanding(
 ) -> None:
     """An open hold from the capped issuer account is outstanding: it leaves room for the rest
     of the cap only (issuing or holding more is ISSUANCE_CAP_EXCEEDED) until it is voided."""
-    set_cap(settings, test_ledger, issued.asset, cap_amount)
+    set_cap(test_ledger, issued.asset, cap_amount)
     issuer = [issued.issuer_key]
     held = sealed(hold_from_issuer(test_ledger, issued, 700))
     issuance_becomes(settings, issued.asset, (cap_amount, 700, 300))
@@ -408,7 +408,7 @@ def test_an_issuer_cosigner_lets_the_owner_issue(
     """The issuer role may come from a cosigner: the account's owner submits, a key with the
     issuer role that owns nothing cosigns, and the capped asset is issued; that key alone owns
     nothing to issue from (UNAUTHORIZED)."""
-    set_cap(settings, test_ledger, issued.asset, cap_amount)
+    set_cap(test_ledger, issued.asset, cap_amount)
     cosigned, alone = concurrently(
         functools.partial(issue, test_ledger, issued, [issued.owner_key, issued.cosigner_key], 10),
         functools.partial(issue, test_ledger, issued, [issued.cosigner_key], 10),
@@ -422,23 +422,13 @@ def test_a_removed_cap_lets_any_owner_issue_again(
 ) -> None:
     """A removed cap: analytics shows no cap and no room, and the owner without the issuer
     role issues beyond the old cap."""
-    set_cap(settings, test_ledger, issued.asset, cap_amount)
+    set_cap(test_ledger, issued.asset, cap_amount)
     refused_with(issue(test_ledger, issued, [issued.owner_key], 1), "UNAUTHORIZED")
-    set_cap(settings, test_ledger, issued.asset, None)
+    set_cap(test_ledger, issued.asset, None)
     sealed(issue(test_ledger, issued, [issued.owner_key], cap_amount + 1))
     issuance_becomes(settings, issued.asset, (None, cap_amount + 1, None))
 
 
-set_issuance_cap_inverted = pytest.mark.xfail(
-    strict=True,
-    reason="ledger/cli/submit_admin.py set_issuance_cap raises the usage error when "
-    "`(cap is None) == remove`, which is exactly when the options are right: --cap N alone and "
-    "--remove alone exit 2, while both or neither are published (SetIssuanceCap(asset, N) and "
-    "SetIssuanceCap(asset, None): neither removes the cap)",
-)
-
-
-@set_issuance_cap_inverted
 def test_set_issuance_cap_sets_and_removes_a_cap(
     settings: Settings, test_ledger: TestLedger, issued: IssuedAsset
 ) -> None:
@@ -454,7 +444,6 @@ def test_set_issuance_cap_sets_and_removes_a_cap(
     issuance_becomes(settings, issued.asset, (None, 0, None))
 
 
-@set_issuance_cap_inverted
 def test_set_issuance_cap_takes_a_cap_or_remove(test_ledger: TestLedger) -> None:
     """--cap and --remove together, or neither, is a one-line usage error. The assets do not
     exist: should the command publish anyway, the sequencer refuses it and no cap changes."""
