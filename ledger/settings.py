@@ -7,7 +7,7 @@ at an existing Kafka cluster and PostgreSQL (see README, "Configuration").
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.errors import ConfigError
@@ -71,14 +71,15 @@ class Settings:
     kafka_port: int
     postgres_port: int
     kafka_bootstrap_servers: str
-    database_url: str
+    database_url: str = field(repr=False)
+    """May carry a password: never in a repr (nor a log line made of one)."""
     shards: tuple[str, ...]
     submission_partitions: int
     dashboard_port: int
     kafka_heap_mb: int
     kafka_libs_dir: Path
     sealer_key_file: Path
-    sealer_passphrase: bytes
+    sealer_passphrase: bytes = field(repr=False)
     verify_workers: int
     sequencer_shards: tuple[str, ...]
     kafka_brokers: int
@@ -87,7 +88,7 @@ class Settings:
     witness_count: int
     """Witnesses ``ledger up`` runs (each with its own key): the local stack's stand-ins for
     independent organisations."""
-    witness_passphrase: bytes
+    witness_passphrase: bytes = field(repr=False)
     metrics_port_base: int
     """First port of the workers' own Prometheus endpoints (``ledger up``): the i-th worker of
     ``ledger.local.stack.worker_commands`` serves ``127.0.0.1:base+i/metrics``
