@@ -42,7 +42,7 @@ from ledger.model import (
     Void,
 )
 from ledger.rejections import Rejected, RejectionCode
-from ledger.state import decide_admin, decide_money
+from ledger.state import decide_admin, decide_money, decide_reverse
 from ledger.state.effects import Accepted
 from ledger.state.state import Key, State, StateError, key_id_of
 
@@ -63,7 +63,7 @@ _HANDLERS: dict[type, Callable[[State, Tx, Key, Any, int], Decision]] = {
     SetAccountPolicy: decide_admin.decide_set_account_policy,
     UpdateKey: decide_admin.decide_update_key,
     RotateSealer: decide_admin.decide_rotate_sealer,
-    Reverse: decide_money.decide_reverse,
+    Reverse: decide_reverse.decide_reverse,
     SetIssuanceCap: decide_admin.decide_set_issuance_cap,
     SetAccountMetadata: decide_admin.decide_set_account_metadata,
 }
