@@ -6,7 +6,7 @@ the state keeps only how much of each reversed transfer is undone, by the origin
 (``State.reversed``). A tx_id cannot name the original: it is unique only within the replay
 window. The proof costs one Ed25519 verification and a decode of the original in the
 sequencer's single thread: deciding a reversal took 113 µs against 4.8 µs for a transfer
-(this machine, 2026-11-30), so reversals are priced like two dozen payments.
+(this machine, 2026-11-30): one reversal costs the sequencer about what 24 payments do.
 """
 
 from __future__ import annotations
