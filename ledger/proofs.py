@@ -38,21 +38,16 @@ changing any byte of a proof makes it fail.
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
-from ledger import blocks, codec, merkle, signing
-from ledger.errors import DecodeError, LedgerError, ProofError, SignatureError
+from ledger import blocks, codec, merkle, proof_json, proof_rotations, signing
+from ledger.errors import DecodeError, ProofError, SignatureError
 from ledger.model import Block, BlockHeader, Cosignature, Envelope, TxBody
 from ledger.witnessing import WitnessPolicy, cosignature_ok
 
 PROOF_VERSION: Final = 1
 
-_HEADER_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BlockHeader))
-_HASH_FIELDS: Final = frozenset({"prev_hash", "tx_root", "blocks_root", "sealer_key"})
-_TEXT_FIELDS: Final = frozenset({"ledger"})
 _PROOF_KEYS: Final = frozenset(
     {
         "version",
@@ -69,23 +64,9 @@ _PROOF_KEYS: Final = frozenset(
 )
 _OPTIONAL_PROOF_KEYS: Final = frozenset({"anchor_cosignatures", "rotations"})
 _COSIGNATURE_KEYS: Final = frozenset({"witness_key", "signature"})
-_ROTATION_KEYS: Final = frozenset({"block", "block_seal", "envelope", "tx_index", "tx_inclusion"})
-rotations_max_count: Final = 4_096
-"""Steps one proof may carry: more than ten years of daily sealer rotations. A step costs three
-Ed25519 checks (its seal, the sealer's and the successor's signatures; nine if every cosigner
-seat is used), so this bounds what a hostile proof can make a verifier do to about two seconds."""
-_seal_bytes: Final = 64
-_hash_bytes: Final = 32
 
 
 # ---- building -------------------------------------------------------------------------------
-
-
-def _header_json(header: BlockHeader) -> dict[str, Any]:
-    return {
-        name: value.hex() if isinstance(value, bytes) else value
-        for name, value in ((name, getattr(header, name)) for name in _HEADER_FIELDS)
-    }
 
 
 def _tx_index(envelope_bytes_or_index: bytes | int, block: Block) -> int:
@@ -133,7 +114,7 @@ def build_proof(
     leaf_hashes = [merkle.leaf_hash(digest) for digest in history]
     if merkle.root(leaf_hashes) != anchor.blocks_root:
         raise ValueError(f"block_hashes do not lead to the blocks_root of block {anchor.height}")
-    rotations = _rotations_json(rotation_blocks, anchor, history)
+    rotations = proof_rotations.rotations_json(rotation_blocks, anchor, history)
     tx_index = _tx_index(envelope_bytes_or_index, block)
     tx = block.transactions[tx_index]
     document = {
@@ -141,11 +122,11 @@ def build_proof(
         "ledger": header.ledger,
         "envelope": tx.envelope.hex(),
         "seq": tx.seq,
-        "block": _header_json(header),
+        "block": proof_json.header_json(header),
         "block_seal": block.seal.hex(),
         "tx_index": tx_index,
-        "tx_inclusion": _tx_inclusion_json(block, tx_index),
-        "anchor": {**_header_json(anchor), "seal": anchor_block.seal.hex()},
+        "tx_inclusion": proof_json.tx_inclusion_json(block, tx_index),
+        "anchor": {**proof_json.header_json(anchor), "seal": anchor_block.seal.hex()},
         "block_inclusion": [
             element.hex() for element in merkle.inclusion_proof(header.height, leaf_hashes)
         ],
@@ -154,51 +135,6 @@ def build_proof(
     if rotations:  # absent, not empty, when nothing rotated: such proofs stay as they were
         document["rotations"] = rotations
     return document
-
-
-def _tx_inclusion_json(block: Block, tx_index: int) -> list[str]:
-    leaf_hashes = blocks.tx_leaf_hashes(block.transactions)
-    return [element.hex() for element in merkle.inclusion_proof(tx_index, leaf_hashes)]
-
-
-def _rotations_json(
-    rotation_blocks: Sequence[Block], end: BlockHeader, history: Sequence[bytes]
-) -> list[dict[str, Any]]:
-    """The steps of the rotation blocks below ``end``, whose ``history`` (the hashes of blocks
-    0..end-1) they must be in."""
-    steps: list[dict[str, Any]] = []
-    previous_height = -1
-    for block in rotation_blocks:
-        header = block.header
-        if header.height >= end.height:
-            continue
-        if header.ledger != end.ledger:
-            raise ValueError(f"rotation block {header.height} is of ledger {header.ledger!r}")
-        if header.height <= previous_height:
-            raise ValueError(
-                f"rotation block {header.height} is listed after block {previous_height}: "
-                "rotation blocks go in height order, each once"
-            )
-        if history[header.height] != blocks.block_hash(header):
-            raise ValueError(f"rotation block {header.height} is not the chain's block there")
-        try:
-            rotation = blocks.sealer_rotation(block)
-        except DecodeError as exc:
-            raise ValueError(f"rotation block {header.height}: its RotateSealer: {exc}") from exc
-        if rotation is None:
-            raise ValueError(f"block {header.height} does not end in a RotateSealer")
-        tx_index = len(block.transactions) - 1
-        steps.append(
-            {
-                "block": _header_json(header),
-                "block_seal": block.seal.hex(),
-                "envelope": block.transactions[tx_index].envelope.hex(),
-                "tx_index": tx_index,
-                "tx_inclusion": _tx_inclusion_json(block, tx_index),
-            }
-        )
-        previous_height = header.height
-    return steps
 
 
 def _cosignatures_json(anchor: Block, cosignatures: Sequence[Cosignature]) -> list[dict[str, str]]:
@@ -214,217 +150,6 @@ def _cosignatures_json(anchor: Block, cosignatures: Sequence[Cosignature]) -> li
         {"witness_key": key.hex(), "signature": signature.hex()}
         for key, signature in sorted(kept.items())
     ]
-
-
-# ---- reading: every value is hostile until checked --------------------------------------------
-
-
-def _mapping(
-    value: object, keys: frozenset[str], where: str, optional: frozenset[str] = frozenset()
-) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ProofError(f"{where} is {type(value).__name__}, expected an object")
-    present = set(value) - (optional & set(value))
-    if present != keys:
-        missing, unknown = sorted(keys - present), sorted(str(key) for key in present - keys)
-        raise ProofError(f"{where}: missing keys {missing}, unknown keys {unknown}")
-    return value
-
-
-def _integer(value: object, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ProofError(f"{where} is {type(value).__name__}, expected an integer")
-    return value
-
-
-def _natural(value: object, where: str) -> int:
-    number = _integer(value, where)
-    if number < 0:
-        raise ProofError(f"{where} is {number}, expected >= 0")
-    return number
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise ProofError(f"{where} is {type(value).__name__}, expected a string")
-    return value
-
-
-def _bytes(value: object, where: str, size: int | None = None) -> bytes:
-    text = _text(value, where)
-    try:
-        data = bytes.fromhex(text)
-    except ValueError as exc:
-        raise ProofError(f"{where} is not hex") from exc
-    if data.hex() != text:
-        # fromhex also takes upper case and spaces: two spellings of one value would let a
-        # proof change without failing.
-        raise ProofError(f"{where} is not lowercase hex without separators")
-    if size is not None and len(data) != size:
-        raise ProofError(f"{where} has {len(data)} bytes, expected {size}")
-    return data
-
-
-def _hash_list(value: object, where: str) -> list[bytes]:
-    if not isinstance(value, list):
-        raise ProofError(f"{where} is {type(value).__name__}, expected a list")
-    return [_bytes(item, f"{where}[{index}]", _hash_bytes) for index, item in enumerate(value)]
-
-
-def _header(value: object, where: str, extra_keys: frozenset[str] = frozenset()) -> BlockHeader:
-    record = _mapping(value, frozenset(_HEADER_FIELDS) | extra_keys, where)
-    fields: dict[str, Any] = {}
-    for name in _HEADER_FIELDS:
-        field_where = f"{where}.{name}"
-        if name in _HASH_FIELDS:
-            fields[name] = _bytes(record[name], field_where, _hash_bytes)
-        elif name in _TEXT_FIELDS:
-            fields[name] = _text(record[name], field_where)
-        else:
-            fields[name] = _natural(record[name], field_where)
-    return BlockHeader(**fields)
-
-
-def _hash_of(header: BlockHeader, where: str) -> bytes:
-    try:
-        return blocks.block_hash(header)
-    except (LedgerError, TypeError, ValueError) as exc:
-        raise ProofError(f"{where} header does not encode: {exc}") from exc
-
-
-def _check_seal(
-    header: BlockHeader, seal: bytes, sealer_key: bytes, where: str, sealer_named: str = ""
-) -> bytes:
-    """The header's hash, once its seal by ``sealer_key`` (``sealer_named`` in messages, by
-    default "the given sealer ...") verifies."""
-    if header.sealer_key != sealer_key:
-        named = sealer_named or f"the given sealer {signing.key_id(sealer_key)}"
-        raise SignatureError(
-            f"{where} names sealer {signing.key_id(header.sealer_key)}, not {named}"
-        )
-    digest = _hash_of(header, where)
-    if not signing.message_signature_ok(sealer_key, seal, digest):
-        raise SignatureError(f"{where} seal does not verify by sealer {signing.key_id(sealer_key)}")
-    return digest
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Sealers:
-    """The sealer keys a proof's rotations lead through: ``keys[i]`` seals the blocks after
-    rotation ``heights[i - 1]`` up to and including rotation ``heights[i]``."""
-
-    keys: tuple[bytes, ...]
-    heights: tuple[int, ...]
-
-    def at(self, height: int) -> tuple[bytes, str]:
-        """The key that seals block ``height``, and how to name it in a message."""
-        index = bisect.bisect_left(self.heights, height)  # rotations below this height
-        key = self.keys[index]
-        if not self.heights:
-            return key, ""
-        return key, f"{signing.key_id(key)}, the sealer at height {height} by the proof's rotations"
-
-
-def _sealers(
-    value: object, ledger: str, end: BlockHeader, end_name: str, trusted: bytes
-) -> _Sealers:
-    """The keys that the ``rotations`` of a proof up to ``end`` lead through, once every step
-    holds and ``trusted`` is one of them; with no steps, ``trusted`` alone.
-
-    Per step, the comparisons come first, then its seal, path and signatures.
-    """
-    if not isinstance(value, list):
-        raise ProofError(f"rotations is {type(value).__name__}, expected a list")
-    if len(value) > rotations_max_count:
-        raise ProofError(f"rotations has {len(value)} steps, at most {rotations_max_count}")
-    keys: list[bytes] = []
-    heights: list[int] = []
-    for index, item in enumerate(value):
-        where = f"rotations[{index}]"
-        step = _RotationStep.parse(item, where)
-        header = step.header
-        if header.ledger != ledger:
-            raise ProofError(f"{where}.block is of ledger {header.ledger!r}, not {ledger!r}")
-        if heights and header.height <= heights[-1]:
-            raise ProofError(
-                f"{where} is block {header.height}, not after block {heights[-1]} of the step "
-                "before: steps go in height order, each once"
-            )
-        if header.height >= end.height:
-            raise ProofError(f"{where} is block {header.height}, not before the {end_name}")
-        if keys and header.sealer_key != keys[-1]:
-            raise SignatureError(
-                f"{where}.block names sealer {signing.key_id(header.sealer_key)}, not "
-                f"{signing.key_id(keys[-1])}, the successor named by rotations[{index - 1}]"
-            )
-        successor = step.successor(where)
-        keys.extend([successor] if keys else [header.sealer_key, successor])
-        heights.append(header.height)
-    if not keys:
-        return _Sealers((trusted,), ())
-    if trusted not in keys:
-        raise SignatureError(
-            f"the given sealer {signing.key_id(trusted)} is none of the sealers the proof's "
-            f"rotations lead through ({', '.join(signing.key_id(key) for key in keys)})"
-        )
-    return _Sealers(tuple(keys), tuple(heights))
-
-
-def _sealed(header: BlockHeader, seal: bytes, sealers: _Sealers, where: str) -> bytes:
-    """The header's hash, once it is sealed by the key in force at its height."""
-    sealer_key, sealer_named = sealers.at(header.height)
-    return _check_seal(header, seal, sealer_key, where, sealer_named)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _RotationStep:
-    """One entry of ``rotations``, read but not yet checked."""
-
-    header: BlockHeader
-    seal: bytes
-    envelope: bytes
-    tx_index: int
-    tx_inclusion: list[bytes]
-
-    @classmethod
-    def parse(cls, value: object, where: str) -> _RotationStep:
-        record = _mapping(value, _ROTATION_KEYS, where)
-        return cls(
-            header=_header(record["block"], f"{where}.block"),
-            seal=_bytes(record["block_seal"], f"{where}.block_seal", _seal_bytes),
-            envelope=_bytes(record["envelope"], f"{where}.envelope"),
-            tx_index=_natural(record["tx_index"], f"{where}.tx_index"),
-            tx_inclusion=_hash_list(record["tx_inclusion"], f"{where}.tx_inclusion"),
-        )
-
-    def successor(self, where: str) -> bytes:
-        """The key this step hands sealing to, once its block is sealed by the sealer its header
-        names and its last transaction is a RotateSealer that holds (``ledger.blocks``)."""
-        header = self.header
-        _check_seal(header, self.seal, header.sealer_key, f"{where}.block")
-        if self.tx_index + 1 != header.tx_count:
-            raise ProofError(
-                f"{where}.tx_index {self.tx_index} is not the last transaction of block "
-                f"{header.height} (tx_count {header.tx_count})"
-            )
-        try:
-            blocks.check_tx_inclusion(self.envelope, self.tx_index, self.tx_inclusion, header)
-        except ProofError as exc:
-            raise ProofError(f"{where}.tx_inclusion in block {header.height}: {exc}") from exc
-        try:
-            rotation = blocks.read_sealer_rotation(self.envelope)
-        except DecodeError as exc:
-            raise ProofError(f"{where}.envelope does not decode: {exc}") from exc
-        if rotation is None:
-            raise ProofError(f"{where}.envelope is not a RotateSealer")
-        problem = blocks.rotation_problem(rotation, header)
-        if problem is not None:
-            raise ProofError(f"{where}: {problem}")
-        try:
-            signing.verify_envelope(rotation.envelope)
-        except SignatureError as exc:
-            raise SignatureError(f"{where}: the RotateSealer's {exc}") from exc
-        return rotation.successor
 
 
 # ---- verifying --------------------------------------------------------------------------------
@@ -444,31 +169,35 @@ def verify_proof(
     the one in force, a ``sealer_public_key`` that is none of the sealers) with the precise
     reason.
     """
-    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
+    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != proof_json.hash_bytes:
         raise ValueError("the sealer public key is 32 raw bytes")
-    record = _mapping(proof, _PROOF_KEYS, "proof", _OPTIONAL_PROOF_KEYS)
-    version = _integer(record["version"], "version")
+    record = proof_json.read_mapping(proof, _PROOF_KEYS, "proof", _OPTIONAL_PROOF_KEYS)
+    version = proof_json.read_integer(record["version"], "version")
     if version != PROOF_VERSION:
         raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
-    ledger = _text(record["ledger"], "ledger")
-    envelope_bytes = _bytes(record["envelope"], "envelope")
-    seq = _natural(record["seq"], "seq")
-    header = _header(record["block"], "block")
-    block_seal = _bytes(record["block_seal"], "block_seal", _seal_bytes)
-    tx_index = _natural(record["tx_index"], "tx_index")
-    tx_inclusion = _hash_list(record["tx_inclusion"], "tx_inclusion")
-    anchor = _header(record["anchor"], "anchor", frozenset({"seal"}))
-    anchor_seal = _bytes(record["anchor"]["seal"], "anchor.seal", _seal_bytes)
-    block_inclusion = _hash_list(record["block_inclusion"], "block_inclusion")
+    ledger = proof_json.read_text(record["ledger"], "ledger")
+    envelope_bytes = proof_json.read_hex(record["envelope"], "envelope")
+    seq = proof_json.read_natural(record["seq"], "seq")
+    header = proof_json.read_header(record["block"], "block")
+    block_seal = proof_json.read_hex(record["block_seal"], "block_seal", proof_json.seal_bytes)
+    tx_index = proof_json.read_natural(record["tx_index"], "tx_index")
+    tx_inclusion = proof_json.read_hash_list(record["tx_inclusion"], "tx_inclusion")
+    anchor = proof_json.read_header(record["anchor"], "anchor", frozenset({"seal"}))
+    anchor_seal = proof_json.read_hex(
+        record["anchor"]["seal"], "anchor.seal", proof_json.seal_bytes
+    )
+    block_inclusion = proof_json.read_hash_list(record["block_inclusion"], "block_inclusion")
 
     if header.ledger != ledger or anchor.ledger != ledger:
         raise ProofError(
             f"ledger {ledger!r} does not match block ({header.ledger!r}) "
             f"and anchor ({anchor.ledger!r})"
         )
-    sealers = _sealers(record.get("rotations", []), ledger, anchor, "anchor", sealer_public_key)
-    block_hash = _sealed(header, block_seal, sealers, "block")
-    anchor_hash = _sealed(anchor, anchor_seal, sealers, "anchor")
+    sealers = proof_rotations.sealers(
+        record.get("rotations", []), ledger, anchor, "anchor", sealer_public_key
+    )
+    block_hash = proof_rotations.sealed(header, block_seal, sealers, "block")
+    anchor_hash = proof_rotations.sealed(anchor, anchor_seal, sealers, "anchor")
     if anchor.height <= header.height:
         raise ProofError(f"anchor {anchor.height} is not later than block {header.height}")
 
@@ -531,15 +260,19 @@ def _cosignatures(value: object, anchor: BlockHeader, anchor_hash: bytes) -> lis
     cosignatures = []
     for index, item in enumerate(value):
         where = f"anchor_cosignatures[{index}]"
-        record = _mapping(item, _COSIGNATURE_KEYS, where)
+        record = proof_json.read_mapping(item, _COSIGNATURE_KEYS, where)
         cosignatures.append(
             Cosignature(
                 ledger=anchor.ledger,
                 height=anchor.height,
                 block_hash=anchor_hash,
                 blocks_root=anchor.blocks_root,
-                witness_key=_bytes(record["witness_key"], f"{where}.witness_key", _hash_bytes),
-                signature=_bytes(record["signature"], f"{where}.signature", _seal_bytes),
+                witness_key=proof_json.read_hex(
+                    record["witness_key"], f"{where}.witness_key", proof_json.hash_bytes
+                ),
+                signature=proof_json.read_hex(
+                    record["signature"], f"{where}.signature", proof_json.seal_bytes
+                ),
                 signed_at_ms=0,
             )
         )
@@ -606,12 +339,12 @@ def build_consistency_proof(
         raise ValueError(f"block_hashes[{old.height}] is not the hash of the old block")
     if merkle.root(leaves) != new.blocks_root:
         raise ValueError(f"block_hashes do not lead to the blocks_root of block {new.height}")
-    rotations = _rotations_json(rotation_blocks, new, block_hashes[: new.height])
+    rotations = proof_rotations.rotations_json(rotation_blocks, new, block_hashes[: new.height])
     document: dict[str, Any] = {
         "version": PROOF_VERSION,
         "ledger": old.ledger,
-        "old": {**_header_json(old), "seal": old_block.seal.hex()},
-        "new": {**_header_json(new), "seal": new_block.seal.hex()},
+        "old": {**proof_json.header_json(old), "seal": old_block.seal.hex()},
+        "new": {**proof_json.header_json(new), "seal": new_block.seal.hex()},
         "consistency": [element.hex() for element in merkle.consistency_proof(old.height, leaves)],
         "old_inclusion": [element.hex() for element in merkle.inclusion_proof(old.height, leaves)],
     }
@@ -629,24 +362,36 @@ def verify_consistency_proof(proof: object, sealer_public_key: bytes) -> dict[st
 
     Raises ProofError or SignatureError naming what failed.
     """
-    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != _hash_bytes:
+    if not isinstance(sealer_public_key, bytes) or len(sealer_public_key) != proof_json.hash_bytes:
         raise ValueError("the sealer public key is 32 raw bytes")
-    record = _mapping(proof, _CONSISTENCY_KEYS, "proof", frozenset({"rotations"}))
-    version = _integer(record["version"], "version")
+    record = proof_json.read_mapping(proof, _CONSISTENCY_KEYS, "proof", frozenset({"rotations"}))
+    version = proof_json.read_integer(record["version"], "version")
     if version != PROOF_VERSION:
         raise ProofError(f"proof version {version} is not supported (this reader: {PROOF_VERSION})")
-    ledger = _text(record["ledger"], "ledger")
-    old = _header(record["old"], "old", frozenset({"seal"}))
-    new = _header(record["new"], "new", frozenset({"seal"}))
-    consistency = _hash_list(record["consistency"], "consistency")
-    old_inclusion = _hash_list(record["old_inclusion"], "old_inclusion")
+    ledger = proof_json.read_text(record["ledger"], "ledger")
+    old = proof_json.read_header(record["old"], "old", frozenset({"seal"}))
+    new = proof_json.read_header(record["new"], "new", frozenset({"seal"}))
+    consistency = proof_json.read_hash_list(record["consistency"], "consistency")
+    old_inclusion = proof_json.read_hash_list(record["old_inclusion"], "old_inclusion")
     if old.ledger != ledger or new.ledger != ledger:
         raise ProofError(
             f"ledger {ledger!r} does not match old ({old.ledger!r}) and new ({new.ledger!r})"
         )
-    sealers = _sealers(record.get("rotations", []), ledger, new, "new block", sealer_public_key)
-    old_hash = _sealed(old, _bytes(record["old"]["seal"], "old.seal", _seal_bytes), sealers, "old")
-    new_hash = _sealed(new, _bytes(record["new"]["seal"], "new.seal", _seal_bytes), sealers, "new")
+    sealers = proof_rotations.sealers(
+        record.get("rotations", []), ledger, new, "new block", sealer_public_key
+    )
+    old_hash = proof_rotations.sealed(
+        old,
+        proof_json.read_hex(record["old"]["seal"], "old.seal", proof_json.seal_bytes),
+        sealers,
+        "old",
+    )
+    new_hash = proof_rotations.sealed(
+        new,
+        proof_json.read_hex(record["new"]["seal"], "new.seal", proof_json.seal_bytes),
+        sealers,
+        "new",
+    )
     if new.height <= old.height:
         raise ProofError(f"new block {new.height} is not later than old block {old.height}")
     try:
