@@ -157,7 +157,10 @@ def run_watching_ps(
     listed: list[str] = []
     deadline = time.monotonic() + command_timeout_s
     while process.poll() is None and time.monotonic() < deadline:
-        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+        # -ww: whole command lines, however long (ps cuts them to a width otherwise).
+        ps = subprocess.run(
+            ["ps", "-e", "-ww", "-o", "args"], capture_output=True, text=True, check=True
+        )
         listed.extend(ps.stdout.splitlines())
     stdout, stderr = process.communicate(timeout=command_timeout_s)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), listed
