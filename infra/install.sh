@@ -6,7 +6,9 @@
 #   2. the Kafka broker jars, resolved from Maven Central by infra/pom.xml into the data directory
 #      (Maven's local repository caches them, and a marker file skips the step entirely);
 #   3. the Python environment in .venv with the project installed editable with its dev extra
-#      (skipped while pyproject.toml is unchanged).
+#      (skipped while pyproject.toml is unchanged);
+#   4. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
+#      module cache (go mod download: a no-op once they are there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -60,4 +62,13 @@ if [ ! -f ".venv/.complete-$py_sum" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   rm -f .venv/.complete-*
   touch ".venv/.complete-$py_sum"
+fi
+
+# The Go producer example (tests/client/test_go_producer.py builds it). Go's official archive
+# installs to /usr/local/go, which is not always on PATH.
+go_command=$(command -v go || true)
+if [ -z "$go_command" ] && [ -x /usr/local/go/bin/go ]; then go_command=/usr/local/go/bin/go; fi
+if [ -n "$go_command" ]; then
+  (cd examples/go-producer && "$go_command" mod download) \
+    || fail "go mod download failed for examples/go-producer (see the output above)"
 fi
