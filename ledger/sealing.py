@@ -180,31 +180,7 @@ def seal_block(
                     _rejection(replica.ledger, height, message, entry, refusal, now_ms)
                 )
     for message, entry, tx in rotations:  # after the rest: an accepted one ends the block
-        assert isinstance(tx.body.op, RotateSealer)
-        successor = successors(tx.body.op.successor)
-        if successor is None:
-            refusal = Refusal(
-                Rejected(
-                    RejectionCode.INVALID_OPERATION,
-                    f"the sequencer does not hold successor {key_id(tx.body.op.successor)}'s "
-                    "private key: put it in the sealer keyring first (docs/sealer-rotation.md)",
-                ),
-                tx.body.tx_id,
-                tx.key_id,
-                tx.body.external_ref,
-            )
-        elif tx.public_key != signer.public_key:
-            refusal = Refusal(
-                Rejected(
-                    RejectionCode.UNAUTHORIZED,
-                    f"RotateSealer is signed by {tx.key_id}, not by the key sealing this block",
-                ),
-                tx.body.tx_id,
-                tx.key_id,
-                tx.body.external_ref,
-            )
-        else:
-            refusal = _decide(tx, replica.state, now_ms)
+        refusal, successor = _rotation(tx, replica.state, now_ms, signer, successors)
         if refusal is None:
             envelopes.append(entry.envelope)
             next_signer = successor
@@ -251,6 +227,40 @@ def _decoded(envelope: bytes, ledger: str) -> Tx | Refusal:
         rejected = Rejected(RejectionCode.UNKNOWN_LEDGER, f"routed to ledger {ledger!r}")
         return Refusal(rejected, tx.body.tx_id, tx.key_id, tx.body.external_ref)
     return tx
+
+
+def _rotation(
+    tx: Tx,
+    state: State,
+    now_ms: int,
+    signer: Signer,
+    successors: Callable[[bytes], Signer | None],
+) -> tuple[Refusal | None, Signer | None]:
+    """Decide a RotateSealer, and accept it only if this sequencer can follow it: it must be
+    signed by the key sealing this block (UNAUTHORIZED) and the successor's private key must be
+    in the keyring (INVALID_OPERATION). The state's own checks come first, in their precedence;
+    the state is changed only when all hold. (refusal, None) or (None, the successor)."""
+    decision = decide(state, tx, now_ms)
+    rejected: Rejected | None = decision if isinstance(decision, Rejected) else None
+    op = tx.body.op
+    assert isinstance(op, RotateSealer)
+    successor = successors(op.successor)
+    if rejected is None and tx.public_key != signer.public_key:
+        rejected = Rejected(
+            RejectionCode.UNAUTHORIZED,
+            f"RotateSealer is signed by {tx.key_id}, not by the key sealing this block",
+        )
+    if rejected is None and successor is None:
+        rejected = Rejected(
+            RejectionCode.INVALID_OPERATION,
+            f"the sequencer does not hold successor {key_id(op.successor)}'s private key: put "
+            "it in the sealer keyring first (docs/sealer-rotation.md)",
+        )
+    if rejected is not None:
+        return Refusal(rejected, tx.body.tx_id, tx.key_id, tx.body.external_ref), None
+    assert isinstance(decision, Accepted)
+    apply(state, decision)
+    return None, successor
 
 
 def _decide(tx: Tx, state: State, now_ms: int) -> Refusal | None:

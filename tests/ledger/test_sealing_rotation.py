@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from test_sealing import (
+    ADMIN,
     ALICE,
     GENESIS_MS,
     LEDGER,
@@ -24,7 +25,7 @@ from test_sealing import (
 
 from ledger.blocks import build_block
 from ledger.errors import ChainError
-from ledger.model import RotateSealer
+from ledger.model import RegisterKey, Role, RotateSealer
 from ledger.replica import restore_snapshot, snapshot
 from ledger.sealing import seal_block
 from ledger.signing import Signer, build_tx_body
@@ -102,19 +103,23 @@ def test_a_rotation_to_a_key_the_sequencer_does_not_hold_is_refused() -> None:
 
 def test_a_rotation_signed_by_another_sealer_role_key_is_refused() -> None:
     """Only the key sealing this block hands sealing on; the state would accept any key with
-    the sealer role, the sequencer does not."""
+    the sealer role, the sequencer does not. The state's own checks come first: an unknown
+    signer is UNKNOWN_KEY, as for any transaction."""
     other = Signer.generate()
     replica = genesis_replica()
+    register = signed(ADMIN, RegisterKey(other.public_key, (Role.SEALER.value,), ()), NOW_MS)
+    unknown = rotation(signer=Signer.generate())
     sealed = seal_block(
         replica,
-        open_block([(0, 0, rotation(signer=other))]),
+        open_block([(0, 0, register), (0, 1, rotation(signer=other)), (0, 2, unknown)]),
         NOW_MS,
         0,
         SEALER,
         holding(SUCCESSOR),
     )
-    [refusal] = sealed.rejections
-    assert refusal.code == "UNAUTHORIZED" and sealed.next_signer is None
+    assert [tx.envelope for tx in sealed.block.transactions] == [register]
+    assert [refusal.code for refusal in sealed.rejections] == ["UNAUTHORIZED", "UNKNOWN_KEY"]
+    assert sealed.next_signer is None
 
 
 def test_a_rotation_without_the_successors_cosignature_is_refused() -> None:
