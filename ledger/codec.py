@@ -40,6 +40,8 @@ from ledger.model import (
     Block,
     BlockHeader,
     BodyHead,
+    Confidential,
+    ConfidentialFields,
     Cosignature,
     Cosigner,
     DefineAsset,
@@ -49,6 +51,7 @@ from ledger.model import (
     OpenAccount,
     Operation,
     Posting,
+    Recipient,
     RegisterKey,
     RejectionRecord,
     Reverse,
@@ -68,12 +71,23 @@ from ledger.model import (
 from ledger.rejections import RejectionCode
 
 BASE_BODY_VERSION: Final = 1
-"""TxBody without ``metadata``: what this build writes for a body that has none, byte for byte
-what every body was before metadata, and what the hot path reads by hand."""
+"""TxBody without ``metadata`` and ``confidential``: what this build writes for a body that has
+neither, byte for byte what every body was before metadata, and what the hot path reads by hand."""
 
-CURRENT_BODY_VERSION: Final = 2
-"""TxBody with ``metadata``: written only for a body that has some; the shape every version is
-read into."""
+METADATA_BODY_VERSION: Final = 2
+"""TxBody with ``metadata``, without ``confidential``: written for a body that has metadata in
+the clear, byte for byte what such bodies were before confidential fields."""
+
+CURRENT_BODY_VERSION: Final = 3
+"""TxBody with ``confidential``: written only for a body that has a confidential part; the shape
+every version is read into."""
+
+_BODY_VERSION_LAST_FIELDS: Final = {
+    BASE_BODY_VERSION: "external_ref",
+    METADATA_BODY_VERSION: "metadata",
+    CURRENT_BODY_VERSION: "confidential",
+}
+"""Each body version is the schema file cut after this field: a version only appends fields."""
 
 _detail_chars_max: Final = 200
 """fastavro messages can quote whole schemas; an error detail stays one short line."""
@@ -101,6 +115,10 @@ class UnsupportedVersion(DecodeError):
     """A body_version this build does not know, or a type it cannot resolve."""
 
 
+class MalformedConfidential(DecodeError):
+    """A body whose confidential part is out of shape: ``MALFORMED_CONFIDENTIAL``."""
+
+
 class EncodeError(LedgerError, ValueError):
     """A value that does not fit its schema or the limits: it would be rejected if sent."""
 
@@ -111,6 +129,8 @@ def rejection_code_for(error: DecodeError) -> RejectionCode:
         return RejectionCode.TOO_LARGE
     if isinstance(error, UnsupportedVersion):
         return RejectionCode.UNSUPPORTED_VERSION
+    if isinstance(error, MalformedConfidential):
+        return RejectionCode.MALFORMED_CONFIDENTIAL
     return RejectionCode.MALFORMED
 
 
@@ -128,15 +148,19 @@ def _load(name: str, named: dict[str, Any] | None = None) -> Schema:
 TX_BODY_SCHEMA: Final = _load("TxBody")
 
 
-def _base_body_schema() -> dict[str, Any]:
-    """TxBody version 1: the current schema without its last field, ``metadata``."""
+def body_schema_json(version: int) -> dict[str, Any]:
+    """The JSON schema of TxBody ``version`` (1, 2 or 3): the schema file cut after that
+    version's last field. Another language's producer derives its versions the same way."""
     schema = schema_json("TxBody")
-    *fields, metadata = schema["fields"]
-    assert metadata["name"] == "metadata", "metadata must stay TxBody's last field"
-    return {**schema, "fields": fields}
+    names = [field["name"] for field in schema["fields"]]
+    assert names[-1] == _BODY_VERSION_LAST_FIELDS[CURRENT_BODY_VERSION], "a field after v3's"
+    end = names.index(_BODY_VERSION_LAST_FIELDS[version]) + 1
+    return {**schema, "fields": schema["fields"][:end]}
 
 
-TX_BODY_V1_SCHEMA: Final = parse_schema(_base_body_schema(), named_schemas={})
+TX_BODY_V1_SCHEMA: Final = parse_schema(body_schema_json(BASE_BODY_VERSION), named_schemas={})
+TX_BODY_V2_SCHEMA: Final = parse_schema(body_schema_json(METADATA_BODY_VERSION), named_schemas={})
+CONFIDENTIAL_FIELDS_SCHEMA: Final = _load("ConfidentialFields")
 ENVELOPE_SCHEMA: Final = _load("Envelope")
 MULTI_SIGNED_ENVELOPE_SCHEMA: Final = _load("MultiSignedEnvelope")
 _block_types: dict[str, Any] = {}
@@ -162,8 +186,11 @@ class BodySchemaRegistry:
         self.reader_schema: Final = reader_schema
         self.reader_version: Final = reader_version
         self._writer_schemas: dict[int, Schema] = {reader_version: reader_schema}
+        self._prefixes: tuple[Schema, ...] = (reader_schema,)
         if reader_schema is TX_BODY_SCHEMA:
             self._writer_schemas[BASE_BODY_VERSION] = TX_BODY_V1_SCHEMA
+            self._writer_schemas[METADATA_BODY_VERSION] = TX_BODY_V2_SCHEMA
+            self._prefixes = (reader_schema, TX_BODY_V1_SCHEMA, TX_BODY_V2_SCHEMA)
         self._head_versions: dict[int, bool] = {}
 
     def register(self, version: int, schema: Mapping[str, Any]) -> None:
@@ -184,6 +211,12 @@ class BodySchemaRegistry:
                 f"Envelope.body_version: {version} is not supported (known: {known})"
             )
         return schema
+
+    def needs_resolution(self, writer: Schema) -> bool:
+        """Whether bodies written with ``writer`` must be resolved to the reader schema: not when
+        it is the reader schema cut after one of its fields (versions 1 and 2 of this build),
+        whose records convert as they are (a second fastavro read costs as much as the first)."""
+        return all(writer is not prefix for prefix in self._prefixes)
 
     def starts_with_head(self, version: int) -> bool:
         """Whether bodies of ``version`` begin with the four fields ``decode_body_head`` reads."""
@@ -354,16 +387,12 @@ _IDENTIFIER_FIELDS: Final[dict[type, tuple[str, ...]]] = {
 
 
 def shape_problem(body: TxBody) -> str | None:
-    """The first field of ``body`` outside the limits, as a sentence naming it; None if it fits."""
+    """The first field of ``body`` outside the limits, as a sentence naming it; None if it fits.
+    A confidential part is judged by ``confidential_problem``."""
     identifier_max = limits.identifier_chars_max
     if len(body.ledger) > identifier_max:
         return _too_long("TxBody.ledger", body.ledger, identifier_max)
-    if body.memo is not None and len(body.memo) > limits.memo_chars_max:
-        return _too_long("TxBody.memo", body.memo, limits.memo_chars_max)
-    external_ref = body.external_ref
-    if external_ref is not None and len(external_ref) > limits.external_ref_chars_max:
-        return _too_long("TxBody.external_ref", external_ref, limits.external_ref_chars_max)
-    if body.metadata and (problem := metadata_problem("TxBody.metadata", body.metadata)):
+    if problem := _free_fields_problem("TxBody", body.memo, body.external_ref, body.metadata):
         return problem
     op = body.op
     kind = type(op).__name__
@@ -396,6 +425,67 @@ def shape_problem(body: TxBody) -> str | None:
                 limits.policy_counterparties_max_count,
             )
             or _policy_numbers_problem(op)
+        )
+    return None
+
+
+def _free_fields_problem(
+    record: str, memo: str | None, external_ref: str | None, metadata: Mapping[str, str]
+) -> str | None:
+    """memo, external_ref or metadata beyond their limits, in the clear or confidential."""
+    if memo is not None and len(memo) > limits.memo_chars_max:
+        return _too_long(f"{record}.memo", memo, limits.memo_chars_max)
+    if external_ref is not None and len(external_ref) > limits.external_ref_chars_max:
+        return _too_long(f"{record}.external_ref", external_ref, limits.external_ref_chars_max)
+    if metadata and (problem := metadata_problem(f"{record}.metadata", metadata)):
+        return problem
+    return None
+
+
+_key_id_chars: Final = 32
+"""A key_id: lowercase hex of 16 bytes."""
+
+_lowercase_hex: Final = frozenset("0123456789abcdef")
+
+_aead_tag_bytes: Final = 16
+"""ChaCha20-Poly1305's tag, at the end of every ciphertext."""
+
+confidential_ciphertext_bytes_min: Final = 32 + 1 + 1 + 1 + _aead_tag_bytes
+"""The smallest ConfidentialFields (its salt, a null memo and reference, no metadata) and a tag."""
+
+
+def confidential_problem(body: TxBody) -> str | None:
+    """What is out of shape in ``body``'s confidential part (``MALFORMED_CONFIDENTIAL``), as a
+    sentence; None when it has none or it is in shape. Read from the body alone: nothing is
+    decrypted, and whether a recipient's key is registered is not the ledger's concern."""
+    confidential = body.confidential
+    if confidential is None:
+        return None
+    if body.memo is not None or body.external_ref is not None or body.metadata:
+        return (
+            "TxBody: memo, external_ref and metadata must be null and empty beside a "
+            "confidential part (they go inside it)"
+        )
+    recipients = confidential.recipients
+    if problem := _count_outside(
+        "Confidential.recipients", len(recipients), 1, limits.confidential_recipients_max_count
+    ):
+        return problem
+    named: set[str] = set()
+    for index, recipient in enumerate(recipients):
+        key_id = recipient.key_id
+        if len(key_id) != _key_id_chars or not _lowercase_hex.issuperset(key_id):
+            return (
+                f"Confidential.recipients[{index}].key_id: {key_id[:40]!r} is not a key id "
+                f"({_key_id_chars} lowercase hex digits)"
+            )
+        if key_id in named:
+            return f"Confidential.recipients: key {key_id} is named twice"
+        named.add(key_id)
+    if len(confidential.ciphertext) < confidential_ciphertext_bytes_min:
+        return (
+            f"Confidential.ciphertext: {len(confidential.ciphertext)} bytes, at least "
+            f"{confidential_ciphertext_bytes_min} (the smallest plaintext and its tag)"
         )
     return None
 
@@ -567,7 +657,35 @@ def _tx_body_record(body: TxBody) -> dict[str, Any]:
     record = _record(body, _TX_BODY_FIELDS)
     record["op"] = _operation_record(body.op)
     record["metadata"] = dict(body.metadata)
+    record["confidential"] = _confidential_record(body.confidential)
     return record
+
+
+def _confidential_record(confidential: Confidential | None) -> dict[str, Any] | None:
+    if confidential is None:
+        return None
+    return {
+        "ephemeral_public_key": confidential.ephemeral_public_key,
+        "recipients": [
+            {"key_id": recipient.key_id, "wrapped_key": recipient.wrapped_key}
+            for recipient in confidential.recipients
+        ],
+        "commitment": confidential.commitment,
+        "ciphertext": confidential.ciphertext,
+    }
+
+
+def _confidential_from_record(value: tuple[str, dict[str, Any]] | None) -> Confidential | None:
+    """``value`` as fastavro reads a union of null and a record: None or (name, record)."""
+    if value is None:
+        return None
+    _, record = value
+    return Confidential(
+        record["ephemeral_public_key"],
+        tuple(Recipient(**recipient) for recipient in record["recipients"]),
+        record["commitment"],
+        record["ciphertext"],
+    )
 
 
 def _metadata(record: dict[str, str]) -> Mapping[str, str]:
@@ -577,6 +695,7 @@ def _metadata(record: dict[str, str]) -> Mapping[str, str]:
 def _tx_body_from_record(record: dict[str, Any]) -> TxBody:
     op_name, op_record = record.pop("op")
     record["metadata"] = _metadata(record.get("metadata") or {})
+    record["confidential"] = _confidential_from_record(record.get("confidential"))
     return TxBody(op=_operation_from_record(op_name, op_record), **record)
 
 
@@ -601,18 +720,31 @@ def _block_from_record(record: dict[str, Any]) -> Block:
 
 
 def body_version_of(body: TxBody) -> int:
-    """The version ``encode_tx_body`` writes ``body`` with: 2 with metadata, 1 without."""
-    return CURRENT_BODY_VERSION if body.metadata else BASE_BODY_VERSION
+    """The version ``encode_tx_body`` writes ``body`` with: 3 with a confidential part, else 2
+    with metadata, else 1."""
+    if body.confidential is not None:
+        return CURRENT_BODY_VERSION
+    return METADATA_BODY_VERSION if body.metadata else BASE_BODY_VERSION
+
+
+_BODY_WRITERS: Final = {
+    BASE_BODY_VERSION: TX_BODY_V1_SCHEMA,
+    METADATA_BODY_VERSION: TX_BODY_V2_SCHEMA,
+    CURRENT_BODY_VERSION: TX_BODY_SCHEMA,
+}
 
 
 def encode_tx_body(body: TxBody) -> bytes:
     """The canonical Avro bytes of ``body``, with the schema of ``body_version_of(body)``."""
     _encodable(shape_problem(body))
+    _encodable(confidential_problem(body))
     record = _tx_body_record(body)
-    if not body.metadata:
+    version = body_version_of(body)
+    if version < CURRENT_BODY_VERSION:
+        del record["confidential"]
+    if version < METADATA_BODY_VERSION:
         del record["metadata"]
-        return _encode(TX_BODY_V1_SCHEMA, record, "TxBody")
-    return _encode(TX_BODY_SCHEMA, record, "TxBody")
+    return _encode(_BODY_WRITERS[version], record, "TxBody")
 
 
 def decode_tx_body(
@@ -629,10 +761,40 @@ def decode_tx_body(
         transfer = _plain_transfer(raw)
         if transfer is not None:
             return _decoded(transfer, shape_problem(transfer))
-    reader = None if writer is registry.reader_schema else registry.reader_schema
+    reader = registry.reader_schema if registry.needs_resolution(writer) else None
     record = _read(raw, writer, "TxBody", limits.envelope_bytes_max, reader, canonical_check)
     body = _convert(_tx_body_from_record, record, "TxBody")
-    return _decoded(body, shape_problem(body))
+    body = _decoded(body, shape_problem(body))
+    if problem := confidential_problem(body):
+        raise MalformedConfidential(problem)
+    return body
+
+
+def encode_confidential_fields(salt: bytes, fields: ConfidentialFields) -> bytes:
+    """The canonical Avro bytes of a ``ConfidentialFields`` record: ``salt``, then ``fields``.
+    What a confidential part encrypts and commits to (``ledger.confidential``)."""
+    _encodable(_free_fields_problem("ConfidentialFields", *_free_fields(fields)))
+    record = {
+        "salt": salt,
+        "memo": fields.memo,
+        "external_ref": fields.external_ref,
+        "metadata": dict(fields.metadata),
+    }
+    return _encode(CONFIDENTIAL_FIELDS_SCHEMA, record, "ConfidentialFields")
+
+
+def decode_confidential_fields(raw: bytes) -> tuple[bytes, ConfidentialFields]:
+    """The salt and the fields of the ``ConfidentialFields`` bytes ``raw`` (canonical only)."""
+    record = _read(raw, CONFIDENTIAL_FIELDS_SCHEMA, "ConfidentialFields", limits.envelope_bytes_max)
+    fields = ConfidentialFields(
+        record["memo"], record["external_ref"], _metadata(record["metadata"])
+    )
+    problem = _free_fields_problem("ConfidentialFields", *_free_fields(fields))
+    return record["salt"], _decoded(fields, problem)
+
+
+def _free_fields(fields: ConfidentialFields) -> tuple[str | None, str | None, Mapping[str, str]]:
+    return fields.memo, fields.external_ref, fields.metadata
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

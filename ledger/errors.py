@@ -38,6 +38,20 @@ class KeyFileError(LedgerError):
     """A key file that cannot be read, decrypted or parsed."""
 
 
+class ConfidentialError(LedgerError):
+    """Confidential fields that cannot be made or opened (``ledger.confidential``): their
+    ciphertext or commitment was tampered with, or a reveal does not match its commitment."""
+
+
+class NotARecipient(ConfidentialError):
+    """A key that a transaction's confidential fields are not encrypted to."""
+
+
+class RecipientKeyError(ConfidentialError):
+    """A public key that cannot receive confidential fields: not a canonical Ed25519 point of
+    large order, or not known to the ledger."""
+
+
 class ConfigError(LedgerError):
     """A setting that is missing or out of range."""
 

@@ -33,6 +33,10 @@ metadata_value_chars_max = 256
 document store (an Attest digest carries documents). 16 full entries are about 5 KiB, more than
 an envelope holds, so the envelope limit binds first."""
 
+confidential_recipients_max_count = 8
+"""Keys a confidential part is encrypted to: the parties of a payment and an auditor or two.
+Each costs about 82 bytes of the envelope and one X25519 exchange when it is made."""
+
 audit_path_max_count = 16
 """Hashes in a Merkle audit path a transaction carries (Reverse): a block of block_tx_max_count
 transactions needs 11."""
@@ -97,6 +101,8 @@ assert clock_skew_ms_max < validity_window_ms_max
 assert 10**asset_scale_max <= int64_max
 assert snapshot_chunk_bytes_max <= message_bytes_max // 2
 assert block_tx_max_count <= 2**audit_path_max_count
+# Every recipient entry together leaves three quarters of an envelope to the transaction.
+assert confidential_recipients_max_count * 82 < envelope_bytes_max // 4
 
 finality_threshold_max = 64
 """Witnesses a finality policy may require (SetFinality.threshold)."""

@@ -242,6 +242,38 @@ OPERATION_TYPES: tuple[type, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class ConfidentialFields:
+    """What a confidential body hides: the fields it would otherwise carry in the clear."""
+
+    memo: str | None = None
+    external_ref: str | None = None
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=lambda: NO_METADATA)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A key a confidential part is encrypted to: its ``key_id`` and its wrapped content key."""
+
+    key_id: str
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Confidential:
+    """``ConfidentialFields`` encrypted to ``recipients`` (``ledger.confidential``), with the
+    commitment to their plaintext that the body's signature covers."""
+
+    ephemeral_public_key: bytes
+    recipients: tuple[Recipient, ...]
+    commitment: bytes
+    ciphertext: bytes
+
+    def key_ids(self) -> tuple[str, ...]:
+        """Who may read it, in the order it names them."""
+        return tuple(recipient.key_id for recipient in self.recipients)
+
+
+@dataclass(frozen=True, slots=True)
 class TxBody:
     tx_id: bytes
     ledger: str
@@ -252,6 +284,9 @@ class TxBody:
     external_ref: str | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=lambda: NO_METADATA)
     """Key/value strings for the author (``ledger.limits``); a body with any is version 2."""
+    confidential: Confidential | None = None
+    """memo, external_ref and metadata encrypted to named keys (then null and empty here); a
+    body with it is version 3."""
 
     @property
     def kind(self) -> str:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
 )
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
@@ -95,6 +96,19 @@ class Signer:
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"
+
+    def x25519_private_key(self) -> X25519PrivateKey:
+        """The X25519 key that opens confidential fields encrypted to this key: the first 32
+        bytes of SHA-512(seed), clamped, as libsodium's ``crypto_sign_ed25519_sk_to_curve25519``.
+        Its public key is ``ledger.confidential.keys.x25519_public_key(self.public_key)``.
+
+        Derived here rather than stored beside the key: the seed never leaves this object, and
+        a party needs no second key file (docs/confidential.md argues the reuse)."""
+        scalar = bytearray(hashlib.sha512(self._private_key.private_bytes_raw()).digest()[:32])
+        scalar[0] &= 248  # RFC 7748 clamping, which X25519 applies anyway: the same bytes
+        scalar[31] &= 127  # as libsodium's, so the two can be compared
+        scalar[31] |= 64
+        return X25519PrivateKey.from_private_bytes(bytes(scalar))
 
     def sign_message(self, message: bytes) -> bytes:
         """The raw Ed25519 signature of ``message``, no domain prefix: seals of block hashes."""

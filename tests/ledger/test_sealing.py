@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from ledger import codec, limits
 from ledger.blocks import build_block
+from ledger.confidential import make_confidential
 from ledger.model import (
     Block,
     DefineAsset,
@@ -367,6 +369,44 @@ def test_an_interval_with_every_message_refused_seals_an_empty_block() -> None:
     assert sealed.block.header.source_offset_end == 5
     assert [item.code for item in sealed.rejections] == ["MALFORMED", "INSUFFICIENT_FUNDS"]
     assert replayed(sealed).checkpoint == replica.checkpoint
+
+
+def test_a_confidential_transfer_is_sealed_and_a_malformed_one_refused_with_its_code() -> None:
+    """A transfer with confidential fields is decided like any other, nothing decrypted; one
+    whose confidential part names a recipient twice is refused MALFORMED_CONFIDENTIAL at stage
+    sequence, named by its tx_id and key (its head was readable)."""
+    now_ms = GENESIS_MS + 1_000
+    body = build_tx_body(
+        LEDGER, pay("alice", "bob", 10), now_ms=now_ms, memo="rent", external_ref="r"
+    )
+    confidential = make_confidential(body, [ALICE.public_key, BOB.public_key])
+    assert confidential.confidential is not None
+    entry = confidential.confidential.recipients[0]
+    twice = dataclasses.replace(
+        confidential,
+        tx_id=bytes(16),
+        confidential=dataclasses.replace(confidential.confidential, recipients=(entry, entry)),
+    )
+    unchecked = ALICE.sign_body(codec._write(codec.TX_BODY_SCHEMA, codec._tx_body_record(twice)), 3)
+    replica = genesis_replica()
+    sealed = seal_block(
+        replica,
+        open_block([(0, 1, ALICE.sign(confidential)), (0, 2, codec.encode_envelope(unchecked))]),
+        now_ms,
+        SOURCE_PARTITION,
+        SEALER,
+    )
+    assert [tx_id_of(tx.envelope) for tx in sealed.block.transactions] == [confidential.tx_id]
+    [refused] = sealed.rejections
+    assert (refused.code, refused.stage, refused.tx_id, refused.key_id) == (
+        "MALFORMED_CONFIDENTIAL",
+        "sequence",
+        bytes(16),
+        ALICE.key_id,
+    )
+    assert "named twice" in refused.detail
+    assert replica.state.accounts["bob"].balance == OPENING_BALANCE + 10
+    assert replayed(sealed).state == replica.state
 
 
 def test_block_time_never_goes_backwards() -> None:
