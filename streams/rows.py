@@ -99,6 +99,9 @@ class TransactionRow(NamedTuple):
     cosigners: list[str] | None
     reverses: int | None
     """A Reverse's original: its seq."""
+    confidential_to: list[str] | None
+    """The key_ids a confidential body's memo, external_ref and metadata are encrypted to (then
+    NULL here); None when it has none."""
 
 
 class PostingRow(NamedTuple):
@@ -487,6 +490,7 @@ class Rows:
                     json.dumps(dict(metadata), sort_keys=True) if metadata else None,
                     [key_id for key_id, _ in tx.cosigners] if tx.cosigners else None,
                     _reversed(item.accepted.effects) if type(body.op) is Reverse else None,
+                    list(body.confidential.key_ids()) if body.confidential else None,
                 )
             )
             posting_index = 0

@@ -163,6 +163,29 @@ def test_rows_are_their_tables_named_row_types() -> None:
     )
 
 
+def test_a_confidential_transaction_row_names_its_recipients_and_hides_its_fields() -> None:
+    """The projector holds no key: memo and external_ref stay NULL, confidential_to lists the
+    recipients' key_ids in the body's order, and the postings are there as for any transfer."""
+    admin, issuer, auditor = Signer.generate(), Signer.generate(), Signer.generate()
+    chain, rows = ChainBuilder(), Rows()
+    rows.add_block(
+        chain.block(
+            (admin, RegisterKey(admin.public_key, ("admin",), ())),
+            (admin, DefineAsset("USD", 2, "usd.issuer")),
+            (admin, OpenAccount("alice", "USD")),
+            (admin, RegisterKey(issuer.public_key, (), ("usd.issuer",))),
+        ),
+        1,
+    )
+    pay = Transfer((Posting("usd.issuer", "USD", -9), Posting("alice", "USD", 9)))
+    rows.add_block(chain.confidential_block(issuer, pay, [issuer, auditor]), 1)
+    row = rows.transactions[-1]
+    assert (row.kind, row.memo, row.external_ref, row.metadata) == ("Transfer", None, None, None)
+    assert row.confidential_to == [issuer.key_id, auditor.key_id]
+    assert all(earlier.confidential_to is None for earlier in rows.transactions[:-1])
+    assert [posting.amount for posting in rows.postings if posting.seq == row.seq] == [-9, 9]
+
+
 def test_every_table_takes_its_columns_from_its_row_type() -> None:
     """Each table's columns are its row type's fields in order, and its key is among them."""
     tables = [value for value in vars(rows_module).values() if isinstance(value, Table)]

@@ -9,6 +9,8 @@ import asyncpg
 import pytest
 from postgres_databases import ThrowawayDatabases
 
+from ledger import codec
+from ledger.confidential import open_confidential
 from ledger.model import (
     AccountStatus,
     Capture,
@@ -249,6 +251,40 @@ async def test_a_failed_batch_leaves_nothing_staged_for_the_next(
         for row in await projector_connection.fetch("SELECT account, balance FROM ledger.balances")
     }
     assert balances == {"usd.issuer": -70, "alice": 70, "bob": 0}
+
+
+async def test_a_confidential_transaction_is_projected_without_its_fields(
+    projector_connection: asyncpg.Connection, migrated_url: str
+) -> None:
+    """analytics.transactions shows a confidential transfer with NULL memo and reference and
+    the key_ids it is encrypted to; the stored envelope still opens for a recipient, and a
+    recipient finds its transactions through the confidential_to index condition."""
+    people, chain = People(), ChainBuilder()
+    genesis = people.genesis(chain)
+    funded = chain.block(pay(people.issuer, "usd.issuer", "alice", 100))
+    op = Transfer((Posting("alice", "USD", -40), Posting("bob", "USD", 40)))
+    secret = chain.confidential_block(people.alice, op, [people.alice, people.bob])
+    await write(projector_connection, batch(genesis, funded, secret))
+    plain = await asyncpg.connect(migrated_url)
+    try:
+        row = await plain.fetchrow(
+            "SELECT memo, external_ref, metadata, confidential_to, envelope"
+            " FROM analytics.transactions WHERE confidential_to @> ARRAY[$1]::text[]",
+            people.bob.key_id,
+        )
+        assert row is not None
+        assert (row["memo"], row["external_ref"], row["metadata"]) == (None, None, None)
+        assert row["confidential_to"] == [people.alice.key_id, people.bob.key_id]
+        _, body = codec.decode_submission(row["envelope"])
+        assert open_confidential(body, people.bob).external_ref == "INV-7"
+        assert (
+            await plain.fetchval(
+                "SELECT count(*) FROM analytics.transactions WHERE confidential_to IS NULL"
+            )
+            == len(genesis.transactions) + 1
+        )
+    finally:
+        await plain.close()
 
 
 def as_datetime(epoch_ms: int) -> datetime:
