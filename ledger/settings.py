@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.errors import ConfigError
+from ledger.kafka.access import KafkaAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +72,11 @@ class Settings:
     kafka_port: int
     postgres_port: int
     kafka_bootstrap_servers: str
+    kafka_access: KafkaAccess
+    """The configured identity (LEDGER_KAFKA_USERNAME ...); processes ask ``kafka(principal)``."""
+    kafka_local_auth: bool
+    """The local cluster authenticates its clients (SCRAM) and authorises them (ACLs):
+    LEDGER_KAFKA_AUTH=scram, the default, or none."""
     database_url: str = field(repr=False)
     """May carry a password: never in a repr (nor a log line made of one)."""
     shards: tuple[str, ...]
@@ -105,6 +111,9 @@ class Settings:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ",".join(
             f"127.0.0.1:{kafka_port + 2 * index}" for index in range(kafka_brokers)
         )
+        kafka_auth = os.environ.get("LEDGER_KAFKA_AUTH") or "scram"
+        if kafka_auth not in ("scram", "none"):
+            raise ConfigError(f"LEDGER_KAFKA_AUTH={kafka_auth!r} must be scram or none")
         database_url = (
             os.environ.get("LEDGER_DATABASE_URL")
             or f"postgresql://ledger:ledger@127.0.0.1:{postgres_port}/ledger"
@@ -114,6 +123,8 @@ class Settings:
             kafka_port=kafka_port,
             postgres_port=postgres_port,
             kafka_bootstrap_servers=bootstrap,
+            kafka_access=_kafka_access(bootstrap),
+            kafka_local_auth=kafka_auth == "scram",
             database_url=database_url,
             shards=shards,
             submission_partitions=_int("LEDGER_SUBMISSION_PARTITIONS", 4, 1, 1024),
@@ -138,6 +149,30 @@ class Settings:
             ).encode(),
             metrics_port_base=_port_base("LEDGER_METRICS_PORT_BASE", 19400),
         )
+
+    @property
+    def kafka_credentials_dir(self) -> Path:
+        """The local cluster's passwords, one file per principal, mode 0600 (``ledger up``)."""
+        return self.data_dir / "kafka" / "credentials"
+
+    def kafka(self, principal: str) -> KafkaAccess:
+        """How this process reaches Kafka acting as ``principal`` (``ledger.kafka.principals``).
+
+        Configured credentials (LEDGER_KAFKA_USERNAME) are this process's, whatever its role; on
+        the local stack each role has its own user, whose password ``ledger up`` wrote.
+        """
+        if self.kafka_access.username is not None or not (
+            self.local_kafka and self.kafka_local_auth
+        ):
+            return self.kafka_access
+        password_file = self.kafka_credentials_dir / f"{principal}.password"
+        try:
+            password = password_file.read_text().strip()
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"no Kafka password for {principal} at {password_file}: `ledger up` creates it"
+            ) from exc
+        return self.kafka_access.as_user(principal, password)
 
     def witness_key_file(self, index: int) -> Path:
         """The key file of the local stack's witness ``index`` (1-based); its public key is in
@@ -173,3 +208,37 @@ class Settings:
             # One summary document for all shards (streams.stats): its newest message is all.
             TOPIC_STATS: 1,
         }
+
+
+def _kafka_access(bootstrap_servers: str) -> KafkaAccess:
+    """Who this process is to an existing cluster: LEDGER_KAFKA_USERNAME with its password from
+    LEDGER_KAFKA_PASSWORD_FILE (or LEDGER_KAFKA_PASSWORD), LEDGER_KAFKA_SASL_MECHANISM, and
+    LEDGER_KAFKA_TLS=1 with LEDGER_KAFKA_CA_FILE for SASL_SSL."""
+    username = os.environ.get("LEDGER_KAFKA_USERNAME") or None
+    password_file = os.environ.get("LEDGER_KAFKA_PASSWORD_FILE")
+    password = os.environ.get("LEDGER_KAFKA_PASSWORD") or None
+    if password_file:
+        if password is not None:
+            raise ConfigError("set LEDGER_KAFKA_PASSWORD_FILE or LEDGER_KAFKA_PASSWORD, not both")
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"LEDGER_KAFKA_PASSWORD_FILE={password_file}: {exc.strerror or exc}"
+            ) from exc
+    if (username is None) != (password is None):
+        raise ConfigError(
+            "LEDGER_KAFKA_USERNAME and a password (LEDGER_KAFKA_PASSWORD_FILE) go together"
+        )
+    tls = os.environ.get("LEDGER_KAFKA_TLS", "0")
+    if tls not in ("0", "1"):
+        raise ConfigError(f"LEDGER_KAFKA_TLS={tls!r} must be 0 or 1")
+    ca_file = os.environ.get("LEDGER_KAFKA_CA_FILE")
+    return KafkaAccess(
+        bootstrap_servers,
+        username,
+        password,
+        mechanism=os.environ.get("LEDGER_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
+        tls=tls == "1",
+        ca_file=Path(ca_file) if ca_file else None,
+    )

@@ -48,6 +48,7 @@ from ledger.crossshard import (
 )
 from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import CROSSSHARD
 from ledger.limits import clock_skew_ms_max
 from ledger.model import OPERATION_TYPES, Capture, DefineAsset, Operation, Transfer, TxBody
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
@@ -260,9 +261,9 @@ class Coordinator:
             for topic in (TOPIC_BLOCKS, TOPIC_REJECTIONS)
             for index in range(shard_count)
         ]
-        consumer = committed_reader(self.settings.kafka_bootstrap_servers, "ledger-crossshard")
+        consumer = committed_reader(self.settings.kafka(CROSSSHARD), "ledger-crossshard")
         publisher = Publisher(
-            self.settings.kafka_bootstrap_servers, client_id="ledger-crossshard", backlog_max=None
+            self.settings.kafka(CROSSSHARD), client_id="ledger-crossshard", backlog_max=None
         )
         await consumer.start()
         await publisher.start()

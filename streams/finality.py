@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge
 from ledger import codec
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import FINALITY
 from ledger.model import Cosignature, Evidence
 from ledger.settings import TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
 from ledger.signing import key_id
@@ -252,7 +253,7 @@ class FinalityRecorder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.consumer: AIOKafkaConsumer = committed_reader(
-            settings.kafka_bootstrap_servers, "ledger-finality"
+            settings.kafka(FINALITY), "ledger-finality"
         )
 
     async def run(self) -> None:

@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from ledger import codec
 from ledger.errors import DecodeError, InfraError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import PROJECTOR
 from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.lifecycle import collect_less, run_or_exit
@@ -250,7 +251,7 @@ class Projector:
         self.projected_height: dict[int, int] = {}
         self.snapshot_seq: dict[int, int] = {}
         """Per shard, the next seq at its newest snapshot."""
-        self.consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-projector")
+        self.consumer = committed_reader(settings.kafka(PROJECTOR), "ledger-projector")
 
     async def run(self) -> None:
         """Step 4 overlaps two batches: the next batch is fetched and replayed into rows while

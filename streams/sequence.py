@@ -28,6 +28,7 @@ from aiokafka import TopicPartition
 from ledger import codec
 from ledger.errors import ConfigError, DecodeError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import SEQUENCER
 from ledger.model import VerifiedEntry
 from ledger.sealer_keys import SealerKeyring
 from ledger.sealing import VerifiedMessage
@@ -85,7 +86,7 @@ class Sequencer:
                 raise ConfigError(f"ledger {ledger!r} is not in LEDGER_SHARDS")
             self.shards[partition] = ShardSequencer(settings, ledger, partition, keyring)
         self.consumer = committed_reader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(SEQUENCER),
             "ledger-sequencer",
             max_poll_records=fetch_records_max_count,
         )

@@ -20,6 +20,7 @@ from ledger import codec, limits
 from ledger.errors import ChainError, ConfigError
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import KAFKA_ERRORS, transactional_producer
+from ledger.kafka.principals import SEQUENCER
 from ledger.replica import Replica
 from ledger.sealer_keys import SealerKeyring
 from ledger.sealing import BlockCutter, OpenBlock, SealedBlock, seal_block
@@ -140,7 +141,7 @@ class ShardSequencer:
         """Steps 1 and 2: fence older writers, then replay the chain."""
         if self.producer is None:
             self.producer = transactional_producer(
-                self.settings.kafka_bootstrap_servers, f"ledger-sequencer-{self.ledger}"
+                self.settings.kafka(SEQUENCER), f"ledger-sequencer-{self.ledger}"
             )
             await self.producer.start()
             await self.restore_snapshot()
@@ -175,7 +176,7 @@ class ShardSequencer:
     async def restore_snapshot(self) -> None:
         """Start from the newest snapshot of this shard, if there is a complete one."""
         restored = await read_snapshot(
-            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka(SEQUENCER),
             self.partition,
             trusted_sealer_key=self.keyring.configured.public_key,
         )
@@ -201,7 +202,7 @@ class ShardSequencer:
     async def catch_up(self) -> None:
         """Replay blocks this process has not applied yet (all of them at first)."""
         async for message in read_blocks(
-            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka(SEQUENCER),
             self.partition,
             self.blocks_offset_next,
             client_id=f"ledger-sequencer-replay-{self.ledger}",

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ledger.errors import DecodeError, InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader, kafka_errors
 from ledger.replica import RestoredReplica, restore_snapshot
 from ledger.settings import TOPIC_SNAPSHOTS
@@ -93,7 +94,7 @@ async def send_snapshot(
 
 
 async def read_snapshot(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     partition: int,
     trusted_sealer_key: bytes | None = None,
     *,
@@ -102,7 +103,7 @@ async def read_snapshot(
     """The newest committed snapshot of ``partition`` (chunked, or whole from an older build),
     restored; None when there is none, or when it does not decode (logged as a warning: the
     caller replays the chain from genesis instead). Kafka failures raise ``InfraError``."""
-    consumer = committed_reader(bootstrap_servers, f"ledger-snapshot-reader-{partition}")
+    consumer = committed_reader(kafka, f"ledger-snapshot-reader-{partition}")
     topic_partition = TopicPartition(topic, partition)
     with kafka_errors(f"reading the newest snapshot of {topic}[{partition}]"):
         await consumer.start()

@@ -45,6 +45,7 @@ from ledger.kafka.clients import (
     idempotent_producer,
     send_batched,
 )
+from ledger.kafka.principals import VERIFY
 from ledger.model import BodyHead, Envelope, RejectionRecord, VerifiedBatch, VerifiedEntry
 from ledger.rejections import RejectionCode, Stage
 from ledger.settings import (
@@ -303,7 +304,7 @@ class Verifier:
     def __init__(self, settings: Settings) -> None:
         self.shards = settings.shards
         self.consumer: AIOKafkaConsumer = group_consumer(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(VERIFY),
             "ledger-verify",
             VERIFY_GROUP,
             TOPIC_SUBMISSIONS,
@@ -316,9 +317,7 @@ class Verifier:
         self.acknowledged: dict[TopicPartition, int] = {}
         """Offsets whose submissions are forwarded or refused and acknowledged, not committed."""
         self.committed_at_s = 0.0
-        self.producer = idempotent_producer(
-            settings.kafka_bootstrap_servers, "ledger-verify", linger_ms=0
-        )
+        self.producer = idempotent_producer(settings.kafka(VERIFY), "ledger-verify", linger_ms=0)
         self.executor = ThreadPoolExecutor(signature_threads, thread_name_prefix="verify-signature")
 
     async def run(self) -> None:

@@ -40,7 +40,9 @@ from prometheus_client import Counter, Gauge
 from ledger import codec
 from ledger.blocks import block_hash
 from ledger.errors import ChainError, DecodeError, LedgerError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader, idempotent_producer, send_batched
+from ledger.kafka.principals import WITNESS
 from ledger.model import Block, Cosignature, Evidence, Role
 from ledger.replica import Replica
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
@@ -173,14 +175,14 @@ class Witness:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         ledgers: Sequence[str],
         name: str,
         signer: Signer,
         directory: Path,
         topics: WitnessTopics = WitnessTopics(),
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.ledgers = tuple(ledgers)
         self.topics = topics
         self.name = name
@@ -192,8 +194,8 @@ class Witness:
     async def run(self) -> None:
         collect_less()
         client_id = f"ledger-witness-{self.name}"
-        self.consumer = committed_reader(self.bootstrap_servers, client_id)
-        self.producer = idempotent_producer(self.bootstrap_servers, client_id, linger_ms=5)
+        self.consumer = committed_reader(self.kafka, client_id)
+        self.producer = idempotent_producer(self.kafka, client_id, linger_ms=5)
         await self.producer.start()
         await self.consumer.start()
         try:
@@ -421,9 +423,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except LedgerError as exc:
         sys.exit(f"witness {args.name}: {exc}")
     directory = settings.data_dir / "witnesses" / args.name
-    witness = Witness(
-        settings.kafka_bootstrap_servers, settings.shards, args.name, signer, directory
-    )
+    witness = Witness(settings.kafka(WITNESS), settings.shards, args.name, signer, directory)
     serve_metrics(args.metrics_port, f"witness {args.name}")
     asyncio.run(run_or_exit(f"witness {args.name}", witness.run, log))
 

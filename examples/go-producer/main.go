@@ -39,6 +39,7 @@ const (
 
 type options struct {
 	brokers       string
+	kafka         credentials
 	keyFile       string
 	passphraseEnv string
 	schemaDir     string
@@ -113,7 +114,7 @@ func run(arguments []string) ([]byte, error) {
 		}
 		return body.TxID[:], nil
 	}
-	if err := publish(chosen.brokers, body.TxID[:], value); err != nil {
+	if err := publish(chosen.brokers, chosen.kafka, body.TxID[:], value); err != nil {
 		return nil, err
 	}
 	return body.TxID[:], nil
@@ -124,6 +125,8 @@ func parseOptions(arguments []string) (options, error) {
 	flags := flag.NewFlagSet(programName, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	flags.StringVar(&chosen.brokers, "brokers", "127.0.0.1:19092", "Kafka bootstrap servers, comma-separated")
+	flags.StringVar(&chosen.kafka.username, "username", os.Getenv("LEDGER_KAFKA_USERNAME"), "SASL/SCRAM-SHA-512 user; empty connects without authentication")
+	passwordFile := flags.String("password-file", os.Getenv("LEDGER_KAFKA_PASSWORD_FILE"), "file holding the SASL user's password (never on the command line)")
 	flags.StringVar(&chosen.keyFile, "key", "", "encrypted PKCS#8 key file of the payer's key (required)")
 	flags.StringVar(&chosen.passphraseEnv, "passphrase-env", "LEDGER_KEY_PASSPHRASE", "environment variable holding the key file's passphrase")
 	flags.StringVar(&chosen.schemaDir, "schemas", "schemas", "directory of the ledger.v1.*.avsc files")
@@ -153,6 +156,16 @@ func parseOptions(arguments []string) (options, error) {
 		if option.value == "" {
 			return chosen, usageError{option.name + " is required"}
 		}
+	}
+	if (chosen.kafka.username == "") != (*passwordFile == "") {
+		return chosen, usageError{"--username and --password-file go together"}
+	}
+	if *passwordFile != "" {
+		secret, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			return chosen, fmt.Errorf("cannot read the Kafka password: %w", err)
+		}
+		chosen.kafka.password = strings.TrimSpace(string(secret))
 	}
 	parsed, err := strconv.ParseInt(*amount, 10, 64)
 	if err != nil || parsed <= 0 {

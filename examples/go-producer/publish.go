@@ -9,7 +9,16 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
+
+// credentials name the Kafka principal this program is (README, "Authenticated
+// Kafka": a payment system is the publisher, which may write ledger.submissions
+// only). An empty username connects without authentication.
+type credentials struct {
+	username string
+	password string
+}
 
 const (
 	// submissionsTopic is where every signed envelope goes (docs/schemas.md).
@@ -26,8 +35,8 @@ const (
 // it. The partition is Kafka's default partitioner's (murmur2 of the key, sign
 // bit cleared, modulo the partition count), as the Java client and
 // ledger/client/partitioner.py choose it.
-func publish(brokers string, txID []byte, value []byte) error {
-	client, err := kgo.NewClient(
+func publish(brokers string, kafka credentials, txID []byte, value []byte) error {
+	settings := []kgo.Opt{
 		kgo.SeedBrokers(splitBrokers(brokers)...),
 		kgo.ClientID(clientID),
 		kgo.DialTimeout(dialTimeout),
@@ -40,7 +49,12 @@ func publish(brokers string, txID []byte, value []byte) error {
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerLinger(0),
 		kgo.DefaultProduceTopic(submissionsTopic),
-	)
+	}
+	if kafka.username != "" {
+		auth := scram.Auth{User: kafka.username, Pass: kafka.password}
+		settings = append(settings, kgo.SASL(auth.AsSha512Mechanism()))
+	}
+	client, err := kgo.NewClient(settings...)
 	if err != nil {
 		return fmt.Errorf("cannot set up the Kafka client: %w", err)
 	}

@@ -11,6 +11,7 @@ import time
 import click
 
 from ledger.cli import cli
+from ledger.kafka.principals import PUBLISHER
 from ledger.settings import REPO_ROOT, Settings
 
 
@@ -107,9 +108,7 @@ def demo(rate: int, seconds: float) -> None:
         demo_ledger = await ensure_demo_ledger(settings)
         click.echo(f"demo ledger {demo_ledger.ledger}: keys and genesis in {demo_ledger.directory}")
         accounts = await ensure_load_accounts(settings, demo_ledger, 100)
-        async with Publisher(
-            settings.kafka_bootstrap_servers, client_id="ledger-demo"
-        ) as publisher:
+        async with Publisher(settings.kafka(PUBLISHER), client_id="ledger-demo") as publisher:
             deadline = time.monotonic() + seconds
             sent = 0
             while time.monotonic() < deadline:

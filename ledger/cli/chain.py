@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 from ledger import codec, signing
 from ledger.cli import cli
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError, LedgerError, ProofError
+from ledger.kafka.principals import READER
 from ledger.model import Evidence
 from ledger.settings import TOPIC_BLOCKS, TOPIC_EVIDENCE, Settings
 from ledger.witnessing import WitnessPolicy
@@ -174,7 +175,7 @@ async def _scan_evidence(
     from ledger.kafka.clients import committed_reader, kafka_errors
     from ledger.witnessing import evidence_ok
 
-    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-verify-chain-evidence")
+    consumer = committed_reader(settings.kafka(READER), "ledger-verify-chain-evidence")
     found = []
     where = f"{topic_partition.topic}[{topic_partition.partition}]"
     try:
@@ -216,7 +217,7 @@ async def _scan_chain(
     report = ChainReport(ledger)
     try:
         async with BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(READER),
             ledger,
             partition=partition,
             topic=topic,
@@ -368,7 +369,7 @@ def proof(
     if document is None:
         document = asyncio.run(
             prove_transaction(
-                settings.kafka_bootstrap_servers,
+                settings.kafka(READER),
                 ledger,
                 tx_id,
                 partition=shard_partition(settings, ledger, partition),

@@ -21,6 +21,7 @@ from ledger.cli.chain import (
     write_document,
 )
 from ledger.errors import ProofError
+from ledger.kafka.principals import READER
 from ledger.settings import Settings
 
 
@@ -66,7 +67,7 @@ def consistency(
     settings = Settings.from_env()
     document = asyncio.run(
         prove_consistency(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(READER),
             ledger,
             old_height,
             new_height,

@@ -13,6 +13,7 @@ import click
 
 from ledger.cli import cli
 from ledger.errors import ConfigError
+from ledger.kafka.principals import SEQUENCER
 from ledger.settings import Settings
 from ledger.signing import Signer, load_private_key, save_private_key
 
@@ -101,7 +102,7 @@ def init(genesis_path: Path, passphrase_env: str) -> None:
     block = build_genesis(
         spec, read_passphrase(passphrase_env), sealer, int(time.time() * 1000), partition
     )
-    asyncio.run(publish_genesis(settings.kafka_bootstrap_servers, block))
+    asyncio.run(publish_genesis(settings.kafka(SEQUENCER), block))
     click.echo(f"ledger {spec.ledger}: block 0 with {block.header.tx_count} transactions published")
 
 

@@ -34,7 +34,9 @@ from ledger.cli.envelope_file import (
     write_envelope_file,
 )
 from ledger.cli.keys import DEFAULT_PASSPHRASE_ENV, read_passphrase
-from ledger.errors import InfraError, LedgerError
+from ledger.errors import ConfidentialError, InfraError, LedgerError
+from ledger.kafka.access import KafkaAccess
+from ledger.kafka.principals import PUBLISHER
 from ledger.model import Envelope, Operation, TxBody
 from ledger.settings import Settings
 
@@ -59,6 +61,7 @@ class Common:
     memo: str | None
     external_ref: str | None
     metadata: tuple[str, ...]
+    confidential_to: tuple[str, ...]
     validity_s: int
     envelope_out: Path | None
     wait: bool
@@ -145,6 +148,16 @@ def submit_options(function: Callable[..., Any]) -> Callable[..., Any]:
             f"{limits.metadata_entries_max_count}); on open-account, the account's.",
         ),
         click.option(
+            "--confidential-to",
+            "confidential_to",
+            multiple=True,
+            metavar="KEY",
+            help="Encrypt --memo, --external-ref and --meta to this key (repeat, at most "
+            f"{limits.confidential_recipients_max_count - 1}): a key_id registered on the ledger "
+            "or a public key in hex. Name the counterparty and any auditor; the submitting key "
+            "is always a recipient. Amounts and accounts stay public (docs/confidential.md).",
+        ),
+        click.option(
             "--validity-s",
             type=click.IntRange(1, limits.validity_window_ms_max // 1000),
             default=60,
@@ -216,6 +229,8 @@ def submit_operation(common: Common, op: Operation) -> None:
             external_ref=common.external_ref,
             metadata=parse_metadata(common.metadata, "--meta"),
         )
+        if common.confidential_to:
+            body = _confidential(body, submitter, common.confidential_to)
         envelope = submitter.sign_body(
             codec.encode_tx_body(body), codec.body_version_of(body), cosigners=cosigners
         )
@@ -230,6 +245,22 @@ def submit_operation(common: Common, op: Operation) -> None:
         _prepared(common.envelope_out, envelope, body, common.as_json)
         return
     publish_and_report(raw, body.tx_id, common.wait, common.timeout_s, common.as_json)
+
+
+def _confidential(body: TxBody, submitter: signing.Signer, names: tuple[str, ...]) -> TxBody:
+    """``body`` with its memo, reference and metadata encrypted to the --confidential-to keys and
+    the submitter's own (first: it can read back what it sent). Key ids are looked up in
+    PostgreSQL, each checked against its fingerprint; a usage error names a key that cannot
+    receive."""
+    from ledger.client.queries import recipient_keys
+    from ledger.confidential import make_confidential
+
+    try:
+        keys = asyncio.run(recipient_keys(Settings.from_env().database_url, body.ledger, names))
+        recipients = [submitter.public_key, *(key for key in keys if key != submitter.public_key)]
+        return make_confidential(body, recipients)
+    except ConfidentialError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--confidential-to'") from exc
 
 
 def _prepared(path: Path, envelope: Envelope, body: TxBody, as_json: bool) -> None:
@@ -262,29 +293,29 @@ def publish_and_report(
     """Publish one encoded envelope, wait for its outcome with ``wait``, print it."""
     quiet_kafka_logs()
     settings = Settings.from_env()
-    result = asyncio.run(_publish(settings.kafka_bootstrap_servers, envelope, wait, timeout_s))
+    result = asyncio.run(_publish(settings.kafka(PUBLISHER), envelope, wait, timeout_s))
     _report({"tx_id": tx_id.hex(), **result}, as_json)
 
 
 async def _publish(
-    bootstrap_servers: str, envelope: bytes, wait: bool, timeout_s: float
+    kafka: KafkaAccess, envelope: bytes, wait: bool, timeout_s: float
 ) -> dict[str, Any]:
     from ledger.client.publisher import Publisher, Sealed
 
-    publisher = Publisher(bootstrap_servers, client_id="ledger-cli-submit")
+    publisher = Publisher(kafka, client_id="ledger-cli-submit")
     try:
         try:
             await asyncio.wait_for(publisher.start(), connect_timeout_s)
         except TimeoutError as exc:
             raise InfraError(
-                f"cannot reach Kafka at {bootstrap_servers} within {connect_timeout_s:.0f} s"
+                f"cannot reach Kafka at {kafka} within {connect_timeout_s:.0f} s"
             ) from exc
         if not wait:
             receipt = await asyncio.wait_for(publisher.submit(envelope), connect_timeout_s)
             return {"status": "submitted", "partition": receipt.partition, "offset": receipt.offset}
         [outcome] = await publisher.submit_and_wait([envelope], timeout_s=timeout_s)
     except TimeoutError as exc:
-        raise InfraError(f"Kafka at {bootstrap_servers} did not acknowledge in time") from exc
+        raise InfraError(f"Kafka at {kafka} did not acknowledge in time") from exc
     finally:
         await publisher.stop()
     if isinstance(outcome, Sealed):

@@ -28,6 +28,7 @@ from ledger.cli.submit import (
 )
 from ledger.crossshard import Destination, destination_memo
 from ledger.errors import ConfigError
+from ledger.kafka.principals import PUBLISHER
 from ledger.model import Attest, Capture, Hold, Posting, Transfer, Void
 from ledger.settings import Settings
 
@@ -195,6 +196,10 @@ def _transfer_across(
 
     if common.memo is not None:
         raise click.UsageError("a cross-shard transfer's memo names its destination: drop --memo")
+    if common.confidential_to:
+        raise click.UsageError(
+            "the coordinators read a cross-shard transfer's memo: drop --confidential-to"
+        )
     if common.envelope_out is not None:
         raise click.UsageError(
             "a cross-shard transfer is published and followed at once: drop --envelope-out"
@@ -217,7 +222,7 @@ def _transfer_across(
     quiet_kafka_logs()
     result = asyncio.run(
         transfer_across(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(PUBLISHER),
             submitter.sign(body, cosigners=cosigners),
             body.tx_id,
             completion_wait_s=common.timeout_s * 2,

@@ -30,6 +30,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from ledger.errors import Backpressure, InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import admin_client, committed_reader, kafka_errors, request_timeout_ms
 
 BacklogPolicy = Literal["wait", "fail"]
@@ -67,12 +68,12 @@ log = logging.getLogger("ledger.publisher")
 class BacklogGauge:
     """Reads a consumer group's lag on one topic: two requests a reading (see module docstring)."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str, topic: str, group_id: str) -> None:
+    def __init__(self, kafka: KafkaAccess | str, client_id: str, topic: str, group_id: str) -> None:
         self.topic = topic
         self.group_id = group_id
-        self._admin = admin_client(bootstrap_servers, f"{client_id}-backlog")
+        self._admin = admin_client(kafka, f"{client_id}-backlog")
         # Submissions are not transactional, so the last stable offset it reads is the end offset.
-        self._reader = committed_reader(bootstrap_servers, f"{client_id}-backlog")
+        self._reader = committed_reader(kafka, f"{client_id}-backlog")
         self._coordinator_id: int | None = None
         self._baseline: dict[int, int] = {}
         """End offset of each partition the group had never committed, at the first reading."""

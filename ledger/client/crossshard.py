@@ -13,13 +13,14 @@ from typing import Any
 from ledger.client.publisher import OutcomeWatcher, Publisher, Refused, Sealed
 from ledger.crossshard import Step, step_tx_id
 from ledger.errors import InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import kafka_errors
 
 completion_wait_s_default = 60.0
 
 
 async def transfer_across(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     hold_envelope: bytes,
     hold_id: bytes,
     *,
@@ -27,9 +28,9 @@ async def transfer_across(
     completion_wait_s: float = completion_wait_s_default,
 ) -> dict[str, Any]:
     """Publish a cross-shard Hold and wait for its end; a JSON-ready status."""
-    watcher = OutcomeWatcher(bootstrap_servers)
-    publisher = Publisher(bootstrap_servers, client_id="ledger-crossshard-client")
-    with kafka_errors(f"connecting to Kafka at {bootstrap_servers}"):
+    watcher = OutcomeWatcher(kafka)
+    publisher = Publisher(kafka, client_id="ledger-crossshard-client")
+    with kafka_errors(f"connecting to Kafka at {kafka}"):
         await watcher.start()
         await publisher.start()
     try:

@@ -24,6 +24,7 @@ from typing import Any
 from ledger import blocks, codec
 from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError, InfraError, LedgerError, ProofError
+from ledger.kafka.access import KafkaAccess
 from ledger.model import Block, BlockHeader, Cosignature, SealedTx
 from ledger.proofs import build_consistency_proof, build_proof
 from ledger.settings import TOPIC_BLOCKS
@@ -55,7 +56,7 @@ def _find_envelope(block: Block, tx_id: bytes) -> bytes | None:
 
 
 async def prove_transaction(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     ledger: str,
     tx_id: bytes,
     *,
@@ -73,7 +74,7 @@ async def prove_transaction(
     found: _Found | None = None
     newest: Block | None = None
     async with BlockReader(
-        bootstrap_servers,
+        kafka,
         ledger,
         partition=partition,
         topic=topic,
@@ -235,7 +236,7 @@ async def block_from_postgres(connection: Any, ledger: str, height: int) -> Bloc
 
 
 async def prove_consistency(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     ledger: str,
     old_height: int,
     new_height: int | None = None,
@@ -254,7 +255,7 @@ async def prove_consistency(
     old: Block | None = None
     new: Block | None = None
     async with BlockReader(
-        bootstrap_servers,
+        kafka,
         ledger,
         partition=partition,
         topic=topic,

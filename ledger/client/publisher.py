@@ -35,6 +35,7 @@ from ledger.client.backlog import (
 )
 from ledger.client.partitioner import default_partitions
 from ledger.errors import Backpressure, DecodeError, InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
 from ledger.model import Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
@@ -146,7 +147,7 @@ class Publisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         *,
         client_id: str = "ledger-publisher",
         topic: str = TOPIC_SUBMISSIONS,
@@ -156,15 +157,15 @@ class Publisher:
         backlog_wait_s_max: float = backlog_wait_s_max_default,
         witness_policy: WitnessPolicy | None = None,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.witness_policy = witness_policy
         """Whose cosignatures make a block final for ``submit_and_wait(until="final")``."""
         self.topic = topic
-        self._producer = idempotent_producer(bootstrap_servers, client_id, linger_ms=linger_ms)
+        self._producer = idempotent_producer(kafka, client_id, linger_ms=linger_ms)
         self._gate: BacklogGate | None = None
         self._chunk_count = submit_chunk_count_max
         if backlog_max is not None:
-            gauge = BacklogGauge(bootstrap_servers, client_id, topic, group_id)
+            gauge = BacklogGauge(kafka, client_id, topic, group_id)
             self._gate = BacklogGate(gauge, backlog_max, on_backlog, backlog_wait_s_max)
             # One chunk may not carry the backlog from below the limit to far above it.
             self._chunk_count = max(1, min(self._chunk_count, backlog_max - self._gate.low_water))
@@ -194,7 +195,7 @@ class Publisher:
         await self.stop()
 
     async def start(self) -> None:
-        with kafka_errors(f"connecting to Kafka at {self.bootstrap_servers}"):
+        with kafka_errors(f"connecting to Kafka at {self.kafka}"):
             await self._producer.start()
         if self._gate is not None:
             await self._gate.gauge.start()
@@ -326,8 +327,8 @@ class Publisher:
         if until == "final" and self.witness_policy is None:
             raise ValueError('until="final" needs the Publisher\'s witness_policy')
         if self._watcher is None:
-            self._watcher = OutcomeWatcher(self.bootstrap_servers, self.witness_policy)
-            with kafka_errors(f"following blocks at {self.bootstrap_servers}"):
+            self._watcher = OutcomeWatcher(self.kafka, self.witness_policy)
+            with kafka_errors(f"following blocks at {self.kafka}"):
                 await self._watcher.start()
         tx_ids = [codec.decode_submission(envelope)[1].tx_id for envelope in envelopes]
         waiting = [self._watcher.expect(tx_id, until) for tx_id in tx_ids]
@@ -344,9 +345,9 @@ class OutcomeWatcher:
     """Follows blocks, rejections and cosignatures from the moment it starts and resolves
     awaited tx_ids."""
 
-    def __init__(self, bootstrap_servers: str, policy: WitnessPolicy | None = None) -> None:
+    def __init__(self, kafka: KafkaAccess | str, policy: WitnessPolicy | None = None) -> None:
         self._consumer = committed_reader(
-            bootstrap_servers, "ledger-publisher-outcomes", auto_offset_reset="latest"
+            kafka, "ledger-publisher-outcomes", auto_offset_reset="latest"
         )
         topics = [TOPIC_BLOCKS, TOPIC_REJECTIONS]
         if policy is not None:

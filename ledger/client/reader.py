@@ -40,6 +40,7 @@ from aiokafka.errors import KafkaError
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import committed_reader
 from ledger.model import Block, Cosignature
@@ -86,7 +87,7 @@ class BlockReader:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         ledger: str,
         *,
         partition: int | None = None,
@@ -119,7 +120,7 @@ class BlockReader:
             partition = Settings.from_env().shard_partition(ledger)
             if partition is None:
                 raise ConfigError(f"ledger {ledger!r} is not in LEDGER_SHARDS")
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.ledger = ledger
         self.topic_partition = TopicPartition(topic, partition)
         self.from_height = from_height
@@ -178,7 +179,7 @@ class BlockReader:
             await self._iterator.aclose()
 
     async def _read(self) -> AsyncGenerator[VerifiedBlock, None]:
-        consumer = blocks_consumer(self.bootstrap_servers, self._client_id)
+        consumer = blocks_consumer(self.kafka, self._client_id)
         try:
             await self._connect(consumer)
             end = await self._end_offset(consumer)
@@ -194,9 +195,7 @@ class BlockReader:
                         return
                     yield verified
         except KafkaError as exc:
-            raise InfraError(
-                f"reading {self._where} from {self.bootstrap_servers} failed: {exc}"
-            ) from exc
+            raise InfraError(f"reading {self._where} from {self.kafka} failed: {exc}") from exc
         finally:
             await consumer.stop()
             if self._finality is not None and self._finality.consumer is not None:
@@ -208,7 +207,7 @@ class BlockReader:
         gate = self._finality
         assert gate is not None
         if gate.consumer is None:
-            gate.consumer = committed_reader(self.bootstrap_servers, f"{self._client_id}-finality")
+            gate.consumer = committed_reader(self.kafka, f"{self._client_id}-finality")
             await asyncio.wait_for(gate.consumer.start(), connect_timeout_s)
             gate.consumer.assign([gate.partition])
             gate.consumer.seek(gate.partition, 0)
@@ -244,13 +243,13 @@ class BlockReader:
             topics = await asyncio.wait_for(consumer.topics(), connect_timeout_s)
         except TimeoutError as exc:
             raise InfraError(
-                f"no answer from Kafka at {self.bootstrap_servers} within {connect_timeout_s:.0f} s"
+                f"no answer from Kafka at {self.kafka} within {connect_timeout_s:.0f} s"
             ) from exc
         except (KafkaError, OSError) as exc:
-            raise InfraError(f"cannot reach Kafka at {self.bootstrap_servers}: {exc}") from exc
+            raise InfraError(f"cannot reach Kafka at {self.kafka}: {exc}") from exc
         topic, partition = self.topic_partition.topic, self.topic_partition.partition
         if topic not in topics:
-            raise InfraError(f"topic {topic} does not exist on {self.bootstrap_servers}")
+            raise InfraError(f"topic {topic} does not exist on {self.kafka}")
         # Assigning subscribes the client to the topic's metadata; nothing is fetched before the
         # partition is known to exist.
         consumer.assign([self.topic_partition])
@@ -354,7 +353,7 @@ class BlockReader:
             return self.idle_timeout_s is not None and idle_s >= self.idle_timeout_s
         if idle_s >= stall_timeout_s:
             raise InfraError(
-                f"reading {self._where} from {self.bootstrap_servers} made no progress "
+                f"reading {self._where} from {self.kafka} made no progress "
                 f"for {stall_timeout_s:.0f} s"
             )
         return False

@@ -1,4 +1,4 @@
-"""Cluster administration over the Kafka protocol: readiness and the ledger's topics."""
+"""Cluster administration over the Kafka protocol: readiness, the ledger's topics, ACLs."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import CreateAclsRequest_v1
+from aiokafka.protocol.api import Request
 
 from ledger import codec, limits
 from ledger.errors import InfraError
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import admin_client, committed_reader, transactional_producer
+from ledger.kafka.principals import GRANTS, Grant
 from ledger.model import Block
 from ledger.settings import (
     TOPIC_BLOCKS,
@@ -26,6 +30,10 @@ from ledger.settings import (
 )
 
 TOPIC_ALREADY_EXISTS = 36
+LITERAL, PREFIXED = 3, 4
+"""Kafka's PatternType codes."""
+ALLOW = 3
+"""Kafka's AclPermissionType code."""
 request_timeout_ms = 10_000
 retry_interval_s = 0.5
 
@@ -50,12 +58,12 @@ LEDGER_TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 }
 
 
-def _admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
-    return admin_client(bootstrap_servers, "ledger-admin", request_timeout_ms)
+def _admin(kafka: KafkaAccess) -> AIOKafkaAdminClient:
+    return admin_client(kafka, "ledger-admin", request_timeout_ms)
 
 
 async def wait_for_brokers(
-    bootstrap_servers: str,
+    kafka: KafkaAccess,
     broker_count: int,
     timeout_s: float,
     on_each_try: Callable[[], None] = lambda: None,
@@ -69,19 +77,19 @@ async def wait_for_brokers(
     client_log = logging.getLogger("aiokafka")
     quiet_level, client_log.level = client_log.level, logging.CRITICAL
     try:
-        await _poll_brokers(bootstrap_servers, broker_count, deadline, on_each_try)
+        await _poll_brokers(kafka, broker_count, deadline, on_each_try)
     finally:
         client_log.setLevel(quiet_level)
 
 
 async def _poll_brokers(
-    bootstrap_servers: str, broker_count: int, deadline: float, on_each_try: Callable[[], None]
+    kafka: KafkaAccess, broker_count: int, deadline: float, on_each_try: Callable[[], None]
 ) -> None:
     last_error = "no answer"
     timeout_s = deadline - time.monotonic()
     while time.monotonic() < deadline:
         on_each_try()
-        admin = _admin(bootstrap_servers)
+        admin = _admin(kafka)
         try:
             await asyncio.wait_for(admin.start(), timeout=5)
             cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
@@ -95,12 +103,12 @@ async def _poll_brokers(
             await admin.close()
         await asyncio.sleep(retry_interval_s)
     raise InfraError(
-        f"Kafka at {bootstrap_servers} did not become ready within {timeout_s:.0f} s ({last_error})"
+        f"Kafka at {kafka} did not become ready within {timeout_s:.0f} s ({last_error})"
     )
 
 
 async def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaAccess,
     partitions: dict[str, int],
     replication: int,
     extra_configs: dict[str, dict[str, str]] | None = None,
@@ -109,7 +117,7 @@ async def ensure_topics(
     asked (a shard appended to LEDGER_SHARDS gets the next partition of each per-shard topic;
     existing partitions keep their shard); returns what was done. Idempotent."""
     configs = {**LEDGER_TOPIC_CONFIGS, **(extra_configs or {})}
-    admin = _admin(bootstrap_servers)
+    admin = _admin(kafka)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -146,7 +154,7 @@ async def ensure_topics(
             f"{name} now has {grown.total_count} partitions" for name, grown in grow.items()
         ]
     except KafkaError as exc:
-        raise InfraError(f"cannot create topics on {bootstrap_servers}: {exc}") from exc
+        raise InfraError(f"cannot create topics on {kafka}: {exc}") from exc
     finally:
         await admin.close()
 
@@ -160,8 +168,8 @@ def _raise_topic_errors(response: dict[str, Any]) -> None:
             raise InfraError(f"creating topic {name} failed: {message}")
 
 
-async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[dict[str, Any]]:
-    admin = _admin(bootstrap_servers)
+async def describe_topics(kafka: KafkaAccess, names: list[str]) -> list[dict[str, Any]]:
+    admin = _admin(kafka)
     try:
         await admin.start()
         return list(await admin.describe_topics(names))
@@ -169,7 +177,7 @@ async def describe_topics(bootstrap_servers: str, names: list[str]) -> list[dict
         await admin.close()
 
 
-async def publish_genesis(bootstrap_servers: str, block: Block) -> None:
+async def publish_genesis(kafka: KafkaAccess, block: Block) -> None:
     """Produce block 0 to its shard's partition of ``ledger.blocks``, once.
 
     Refuses when the partition already holds a committed block (the ledger exists). A
@@ -178,8 +186,8 @@ async def publish_genesis(bootstrap_servers: str, block: Block) -> None:
     """
     partition = block.header.source_partition
     topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
-    consumer = committed_reader(bootstrap_servers, "ledger-init")
-    producer = transactional_producer(bootstrap_servers, f"ledger-init-{block.header.ledger}")
+    consumer = committed_reader(kafka, "ledger-init")
+    producer = transactional_producer(kafka, f"ledger-init-{block.header.ledger}")
     try:
         await consumer.start()
         end = (await consumer.end_offsets([topic_partition]))[topic_partition]
@@ -197,7 +205,53 @@ async def publish_genesis(bootstrap_servers: str, block: Block) -> None:
                 partition=partition,
             )
     except KafkaError as exc:
-        raise InfraError(f"cannot publish the genesis block to {bootstrap_servers}: {exc}") from exc
+        raise InfraError(f"cannot publish the genesis block to {kafka}: {exc}") from exc
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]
+    """All bindings in one request (aiokafka's own ``CreateAclsRequest`` carries one)."""
+
+    API_KEY = 30
+
+    def __init__(self, grants: tuple[Grant, ...]) -> None:
+        self.grants = grants
+
+    def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
+        return request_struct_class(
+            [
+                (
+                    int(grant.resource),
+                    grant.name,
+                    PREFIXED if grant.prefixed else LITERAL,
+                    f"User:{grant.principal}",
+                    "*",
+                    int(grant.operation),
+                    ALLOW,
+                )
+                for grant in self.grants
+            ]
+        )
+
+
+async def ensure_acls(kafka: KafkaAccess, grants: tuple[Grant, ...] = GRANTS) -> None:
+    """Grant ``grants``; a binding that exists already stays as it is (ACLs are a set).
+
+    aiokafka 0.14's admin client has no ACL method: the request goes through its request path
+    (``_send_request``), which negotiates the version with the broker (v1, Kafka 4's oldest).
+    """
+    admin = _admin(kafka)
+    try:
+        await admin.start()
+        response = await admin._send_request(_CreateAcls(grants))
+    except KafkaError as exc:
+        raise InfraError(f"cannot create ACLs on {kafka}: {exc}") from exc
+    finally:
+        await admin.close()
+    for code, message in response.creation_responses:
+        if code != 0:
+            raise InfraError(
+                f"creating a Kafka ACL on {kafka} failed: {message or f'error code {code}'}"
+            )

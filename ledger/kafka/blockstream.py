@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS
@@ -25,13 +26,13 @@ class BlockMessage:
     size_bytes: int
 
 
-def blocks_consumer(bootstrap_servers: str, client_id: str) -> AIOKafkaConsumer:
+def blocks_consumer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaConsumer:
     """A consumer for manual assignment: read_committed, no group, no offset commits."""
-    return committed_reader(bootstrap_servers, client_id)
+    return committed_reader(kafka, client_id)
 
 
 async def read_blocks(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     partition: int,
     start_offset: int = 0,
     client_id: str = "ledger-blocks",
@@ -40,7 +41,7 @@ async def read_blocks(
 ) -> AsyncIterator[BlockMessage]:
     """Every committed block of ``partition`` from ``start_offset`` up to the current end
     (``canonical_check``: see ``codec.decode_block``)."""
-    consumer = blocks_consumer(bootstrap_servers, client_id)
+    consumer = blocks_consumer(kafka, client_id)
     await consumer.start()
     try:
         topic_partition = TopicPartition(TOPIC_BLOCKS, partition)

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from ledger import limits
 from ledger.errors import InfraError
+from ledger.kafka.access import KafkaAccess
 
 VERIFY_GROUP = "ledger.verify"
 """Consumer group of the verify workers on ``ledger.submissions``: its committed offsets are
@@ -43,19 +44,19 @@ def kafka_errors(doing: str) -> Iterator[None]:
 
 
 def admin_client(
-    bootstrap_servers: str, client_id: str, timeout_ms: int = request_timeout_ms
+    kafka: KafkaAccess | str, client_id: str, timeout_ms: int = request_timeout_ms
 ) -> AIOKafkaAdminClient:
-    """An admin client (topics, cluster metadata, consumer-group offsets)."""
+    """An admin client (topics, cluster metadata, consumer-group offsets, ACLs)."""
     return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id=client_id, request_timeout_ms=timeout_ms
+        **KafkaAccess.of(kafka).client_options(), client_id=client_id, request_timeout_ms=timeout_ms
     )
 
 
-def committed_reader(bootstrap_servers: str, client_id: str, **options: Any) -> AIOKafkaConsumer:
+def committed_reader(kafka: KafkaAccess | str, client_id: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer for manual assignment that sees committed transactions only: no group, no
     offset commits, starting at the earliest offset unless sought."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers,
+        **KafkaAccess.of(kafka).client_options(),
         "client_id": client_id,
         "group_id": None,
         "enable_auto_commit": False,
@@ -69,11 +70,11 @@ def committed_reader(bootstrap_servers: str, client_id: str, **options: Any) -> 
 
 
 def group_consumer(
-    bootstrap_servers: str, client_id: str, group_id: str, *topics: str, **options: Any
+    kafka: KafkaAccess | str, client_id: str, group_id: str, *topics: str, **options: Any
 ) -> AIOKafkaConsumer:
     """A consumer-group member that commits its offsets itself, after its work is acknowledged."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers,
+        **KafkaAccess.of(kafka).client_options(),
         "client_id": client_id,
         "group_id": group_id,
         "enable_auto_commit": False,
@@ -88,11 +89,11 @@ def group_consumer(
 
 
 def idempotent_producer(
-    bootstrap_servers: str, client_id: str, *, linger_ms: int, **options: Any
+    kafka: KafkaAccess | str, client_id: str, *, linger_ms: int, **options: Any
 ) -> AIOKafkaProducer:
     """A producer that writes each message once per send, acknowledged by all in-sync replicas."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers,
+        **KafkaAccess.of(kafka).client_options(),
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
@@ -105,11 +106,11 @@ def idempotent_producer(
 
 
 def transactional_producer(
-    bootstrap_servers: str, transactional_id: str, **options: Any
+    kafka: KafkaAccess | str, transactional_id: str, **options: Any
 ) -> AIOKafkaProducer:
     """A producer whose ``transactional_id`` fences every older producer of the same id."""
     return idempotent_producer(
-        bootstrap_servers,
+        kafka,
         transactional_id,
         linger_ms=0,
         transactional_id=transactional_id,

@@ -3,6 +3,7 @@
 Each node is broker and controller at once. Layout under ``root``::
 
     cluster.id            the cluster's id, written once, before any node is formatted
+    auth                  "scram" or "none": how the nodes were formatted (no file: none)
     node-N/server.properties, node-N/data/ (log.dirs), node-N/server.log, node-N/kafka.pid
 """
 
@@ -19,7 +20,9 @@ from string import Template
 
 from ledger import limits
 from ledger.errors import InfraError
-from ledger.local import process
+from ledger.kafka.access import KafkaAccess
+from ledger.kafka.principals import ADMIN
+from ledger.local import kafka_auth, process
 from ledger.settings import REPO_ROOT
 
 start_wait_s = 120.0
@@ -62,12 +65,23 @@ class KafkaNode:
 
 
 class KafkaCluster:
-    """Nodes use ports base_port + 2*i (broker) and base_port + 2*i + 1 (controller)."""
+    """Nodes use ports base_port + 2*i (broker) and base_port + 2*i + 1 (controller).
+
+    With ``credentials`` (a directory, ``ledger.local.kafka_auth``) clients authenticate with
+    SCRAM and are authorised by ACLs; without, the cluster is open to anyone on the loopback.
+    """
 
     def __init__(
-        self, root: Path, libs_dir: Path, base_port: int, node_count: int = 1, heap_mb: int = 768
+        self,
+        root: Path,
+        libs_dir: Path,
+        base_port: int,
+        node_count: int = 1,
+        heap_mb: int = 768,
+        credentials: Path | None = None,
     ) -> None:
         self.root = root
+        self.credentials = credentials
         self.libs_dir = libs_dir
         self.heap_mb = heap_mb
         self.nodes = [
@@ -78,6 +92,13 @@ class KafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{node.broker_port}" for node in self.nodes)
+
+    def access(self, principal: str = ADMIN) -> KafkaAccess:
+        if self.credentials is None:
+            return KafkaAccess(self.bootstrap_servers)
+        return KafkaAccess(
+            self.bootstrap_servers, principal, kafka_auth.password(self.credentials, principal)
+        )
 
     @property
     def replication(self) -> int:
@@ -105,6 +126,7 @@ class KafkaCluster:
                 node.controller_port, f"Kafka controller {node.node_id}", "LEDGER_KAFKA_PORT"
             )
         cluster_id = self._cluster_id()
+        self._check_auth_mode()
         for node in to_start:
             self._write_config(node)
             self._format(java, node, cluster_id)
@@ -138,9 +160,7 @@ class KafkaCluster:
                     )
 
         live = sum(1 for pid in self.running().values() if pid is not None)
-        asyncio.run(
-            wait_for_brokers(self.bootstrap_servers, live, timeout_s, on_each_try=check_alive)
-        )
+        asyncio.run(wait_for_brokers(self.access(), live, timeout_s, on_each_try=check_alive))
 
     def _java(self) -> str:
         java = shutil.which("java")
@@ -169,6 +189,28 @@ class KafkaCluster:
         id_file.write_text(cluster_id + "\n")
         return cluster_id
 
+    @property
+    def _auth_file(self) -> Path:
+        return self.root / "auth"
+
+    def _check_auth_mode(self) -> None:
+        """A cluster keeps the authentication it was formatted with: its users live in its
+        metadata, which only a format writes."""
+        wanted = "none" if self.credentials is None else "scram"
+        formatted = any((node.data_dir / "meta.properties").exists() for node in self.nodes)
+        if not formatted:
+            if self.credentials is not None:
+                kafka_auth.ensure_passwords(self.credentials)
+            self._auth_file.write_text(wanted + "\n")
+            return
+        have = self._auth_file.read_text().strip() if self._auth_file.exists() else "none"
+        if have != wanted:
+            raise InfraError(
+                f"the local Kafka cluster in {self.root} was formatted with authentication "
+                f"{have}, not {wanted}: set LEDGER_KAFKA_AUTH={have} to run it as it is, or "
+                f"remove {self.root} to start afresh (this deletes the local ledger)"
+            )
+
     def _write_config(self, node: KafkaNode) -> None:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         text = Template(TEMPLATE.read_text()).substitute(
@@ -180,9 +222,13 @@ class KafkaCluster:
             REPLICATION=self.replication,
             MIN_ISR=min(2, self.replication),
             MESSAGE_BYTES_MAX=limits.message_bytes_max,
+            PROTOCOL="PLAINTEXT" if self.credentials is None else "SASL_PLAINTEXT",
+            SECURITY=""
+            if self.credentials is None
+            else kafka_auth.server_properties(self.credentials),
         )
         node.directory.mkdir(parents=True, exist_ok=True)
-        node.config_file.write_text(text)
+        process.write_private(node.config_file, text)  # it holds the nodes' own password
 
     def _format(self, java: str, node: KafkaNode, cluster_id: str) -> None:
         meta = node.data_dir / "meta.properties"
@@ -193,8 +239,7 @@ class KafkaCluster:
                     f"remove {self.root} to start afresh (this deletes the local ledger)"
                 )
             return
-        command = [
-            java,
+        arguments = [
             "-cp",
             self._classpath(),
             "kafka.tools.StorageTool",
@@ -204,10 +249,20 @@ class KafkaCluster:
             str(node.config_file),
             "--ignore-formatted",
         ]
+        if self.credentials is not None:
+            arguments += kafka_auth.format_arguments(self.credentials)
+        # The java launcher reads its arguments from a file (JDK 9+ "@argfiles"): the users'
+        # passwords stay out of the process list.
+        argument_file = node.directory / "format.args"
+        process.write_private(argument_file, "\n".join(arguments) + "\n")
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=format_wait_s)
+            result = subprocess.run(
+                [java, f"@{argument_file}"], capture_output=True, text=True, timeout=format_wait_s
+            )
         except subprocess.TimeoutExpired as exc:
             raise InfraError(f"formatting {node.data_dir} took over {format_wait_s:.0f} s") from exc
+        finally:
+            argument_file.unlink()
         if result.returncode != 0:
             last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise InfraError(f"formatting {node.data_dir} failed: {last[0]}")

@@ -113,6 +113,17 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def write_private(path: Path, text: str) -> None:
+    """``write_atomically`` for a file that holds a secret: mode 0600 from its first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(partial, path)
+
+
 def stop(pid_file: Path, timeout_s: float = stop_wait_s) -> bool:
     """Stop the process of a pid file: SIGTERM, then SIGKILL after timeout_s. True if it ran."""
     return bool(stop_all([pid_file], timeout_s))

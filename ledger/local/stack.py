@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import ConfigError, InfraError
-from ledger.kafka.admin import ensure_topics, wait_for_brokers
+from ledger.kafka.admin import ensure_acls, ensure_topics, wait_for_brokers
+from ledger.kafka.principals import ADMIN
 from ledger.local import process
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.local.postgres import PostgresCluster
@@ -149,6 +150,7 @@ def kafka_cluster(settings: Settings) -> KafkaCluster:
         settings.kafka_port,
         settings.kafka_brokers,
         settings.kafka_heap_mb,
+        settings.kafka_credentials_dir if settings.kafka_local_auth else None,
     )
 
 
@@ -159,14 +161,16 @@ def postgres_cluster(settings: Settings) -> PostgresCluster:
 def up(settings: Settings) -> list[str]:
     """Bring the stack up; returns what was started (empty when all already ran)."""
     started: list[str] = []
-    if settings.local_kafka:
-        if kafka_cluster(settings).up():
-            started.append("kafka")
-    else:
-        asyncio.run(wait_for_brokers(settings.kafka_bootstrap_servers, 1, external_wait_s))
+    if settings.local_kafka and kafka_cluster(settings).up():  # it writes users' passwords
+        started.append("kafka")
+    admin = settings.kafka(ADMIN)
+    if not settings.local_kafka:
+        asyncio.run(wait_for_brokers(admin, 1, external_wait_s))
+    elif settings.kafka_local_auth:
+        asyncio.run(ensure_acls(admin))
     created = asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap_servers,
+            admin,
             settings.topic_partitions(),
             replication=min(3, settings.kafka_brokers),
         )

@@ -19,6 +19,7 @@ from ledger.errors import ConfigError, InfraError
 from ledger.genesis import GenesisSpec, build_genesis
 from ledger.kafka.admin import publish_genesis
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import PUBLISHER, SEQUENCER
 from ledger.local.stack import witness_public_keys
 from ledger.model import Role
 from ledger.settings import TOPIC_BLOCKS, Settings
@@ -105,7 +106,7 @@ def write_demo_genesis(
 
 
 async def chain_is_empty(settings: Settings, partition: int) -> bool:
-    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-demo")
+    consumer = committed_reader(settings.kafka(SEQUENCER), "ledger-demo")
     await consumer.start()
     try:
         topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
@@ -133,7 +134,7 @@ async def ensure_demo_ledger(settings: Settings, ledger: str | None = None) -> D
         sealer = load_private_key(settings.sealer_key_file, settings.sealer_passphrase)
         spec = GenesisSpec.load(directory / "genesis.json")
         block = build_genesis(spec, DEMO_PASSPHRASE, sealer, int(time.time() * 1000), partition)
-        await publish_genesis(settings.kafka_bootstrap_servers, block)
+        await publish_genesis(settings.kafka(SEQUENCER), block)
     return demo
 
 
@@ -157,7 +158,7 @@ async def ensure_load_accounts(
     phases = setup_phases(
         accounts, demo.admin, demo.issuers[asset], DEMO_ASSETS[asset], funding_per_load_account
     )
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(PUBLISHER)) as publisher:
         for phase in phases:
             outcomes = await publisher.submit_and_wait(phase, timeout_s=120)
             refused = [o for o in outcomes if isinstance(o, Refused) and o.code != "ALREADY_EXISTS"]

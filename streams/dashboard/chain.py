@@ -27,6 +27,7 @@ from ledger import codec
 from ledger.blocks import ChainVerifier
 from ledger.errors import ChainError, DecodeError
 from ledger.kafka.blockstream import blocks_consumer
+from ledger.kafka.principals import READER
 from ledger.settings import TOPIC_BLOCKS, Settings
 from streams.dashboard.snapshot import HEIGHT_NONE, ChainStatus
 
@@ -107,7 +108,7 @@ class ChainWatcher:
     async def run(self) -> None:
         while True:
             consumer = blocks_consumer(
-                self.settings.kafka_bootstrap_servers, client_id="ledger-dashboard-chain"
+                self.settings.kafka(READER), client_id="ledger-dashboard-chain"
             )
             try:
                 await asyncio.wait_for(consumer.start(), start_timeout_s)

@@ -35,6 +35,7 @@ from ledger import codec
 from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import VERIFY_GROUP, admin_client
+from ledger.kafka.principals import READER
 from ledger.settings import (
     TOPIC_BLOCKS,
     TOPIC_COSIGNATURES,
@@ -160,11 +161,9 @@ class KafkaSource:
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self.consumer is None or self.admin is None:
             await self.close()
-            consumer = blocks_consumer(
-                self.settings.kafka_bootstrap_servers, client_id="ledger-dashboard"
-            )
+            consumer = blocks_consumer(self.settings.kafka(READER), client_id="ledger-dashboard")
             admin = admin_client(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka(READER),
                 "ledger-dashboard-admin",
                 kafka_request_timeout_ms,
             )

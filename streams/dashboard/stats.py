@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from ledger.errors import InfraError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import READER
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from streams.dashboard.snapshot import StatsFacts, stats_facts
 from streams.stats.summary import Summary, decode_summary
@@ -70,7 +71,7 @@ class StatsSource:
     async def _consumer(self) -> AIOKafkaConsumer:
         if self.consumer is None:
             consumer = committed_reader(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka(READER),
                 "ledger-dashboard-stats",
                 request_timeout_ms=request_timeout_ms,
             )

@@ -15,6 +15,7 @@ import sys
 
 from ledger.errors import ConfigError, InfraError
 from ledger.kafka.admin import ensure_topics
+from ledger.kafka.principals import STATS
 from ledger.settings import TOPIC_STATS, Settings
 from streams.lifecycle import collect_less
 from streams.telemetry import add_metrics_port_argument, serve_metrics
@@ -40,7 +41,7 @@ def main() -> None:
         # has no such topic, and the broker does not create topics on first use.
         asyncio.run(
             ensure_topics(
-                settings.kafka_bootstrap_servers,
+                settings.kafka(STATS),
                 {TOPIC_STATS: settings.topic_partitions()[TOPIC_STATS]},
                 replication=topic_replication,
             )

@@ -19,6 +19,8 @@ from prometheus_client import Counter
 
 from ledger import codec, limits
 from ledger.errors import DecodeError
+from ledger.kafka.access import KafkaAccess
+from ledger.kafka.principals import STATS, STATS_APP
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from streams.stats.figures import (
     MINUTES,
@@ -49,7 +51,7 @@ from streams.stats.transport import ReadCommittedTransport
 
 log = logging.getLogger("ledger.stats")
 
-APP_ID = "ledger-stats"
+APP_ID = STATS_APP
 """Also the consumer group and the prefix of the changelog topics (``ledger-stats-*-changelog``)."""
 
 changelog_replication = 1
@@ -254,16 +256,29 @@ def _items(table: Any) -> list[tuple[TableKey, Any]]:
     return list(table.data.items())
 
 
+def faust_credentials(kafka: KafkaAccess) -> faust.types.auth.CredentialsT | None:
+    """The same identity faust's own aiokafka clients present."""
+    if kafka.username is not None:
+        return faust.SASLCredentials(
+            username=kafka.username,
+            password=kafka.password,
+            mechanism=kafka.mechanism,
+            ssl_context=kafka.ssl_context(),
+        )
+    context = kafka.ssl_context()
+    return None if context is None else faust.SSLCredentials(context)
+
+
 def build_app(settings: Settings) -> faust.App:
     """The stats app, its agents and its publishing timer."""
     datadir = settings.data_dir / "faust" / "stats"
     datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     partition_count = len(settings.shards)
+    kafka = settings.kafka(STATS)
     app = faust.App(
         APP_ID,
-        broker=";".join(
-            f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")
-        ),
+        broker=";".join(f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")),
+        broker_credentials=faust_credentials(kafka),
         store="memory://",
         datadir=str(datadir),
         key_serializer="raw",

@@ -21,6 +21,7 @@ from support.cli import assert_one_line_error, run_ledger
 from support.ledger_fixture import TestLedger
 
 from ledger import codec, signing
+from ledger.kafka.principals import ADMIN
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -34,15 +35,15 @@ async def chain_topic(settings: Settings) -> AsyncIterator[tuple[str, SealedChai
     Partition 2: empty."""
     name = unique_topic_name("verify-chain")
     chain = build_chain([1, 2, 0, 3, 1])
-    bootstrap = settings.kafka_bootstrap_servers
-    await create_topic(bootstrap, name, 3)
+    kafka = settings.kafka(ADMIN)
+    await create_topic(kafka, name, 3)
     good = [codec.encode_block(block) for block in chain.blocks]
     last = chain.blocks[tampered_height]
     tampered = dataclasses.replace(last, seal=bytes(64))
-    await write_values(bootstrap, name, 0, good)
-    await write_values(bootstrap, name, 1, [*good[:tampered_height], codec.encode_block(tampered)])
+    await write_values(kafka, name, 0, good)
+    await write_values(kafka, name, 1, [*good[:tampered_height], codec.encode_block(tampered)])
     yield name, chain
-    await delete_topics(bootstrap, [name])
+    await delete_topics(kafka, [name])
 
 
 def _verify_on(topic: str, partition: int, *extra: str) -> list[str]:

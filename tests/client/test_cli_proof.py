@@ -26,6 +26,7 @@ from support.cli import assert_one_line_error, run_ledger, unreachable_services_
 from support.ledger_fixture import TestLedger
 
 from ledger import codec, signing
+from ledger.kafka.principals import ADMIN
 from ledger.local.stack import witness_public_keys
 from ledger.settings import Settings
 from ledger.signing import load_private_key
@@ -189,12 +190,12 @@ async def forensic_topic(settings: Settings) -> AsyncIterator[tuple[str, SealedC
     """A good three-block chain on a fresh topic, for the proof edge cases."""
     name = unique_topic_name("proofs")
     chain = build_chain([2, 1, 3])
-    await create_topic(settings.kafka_bootstrap_servers, name, 1)
+    await create_topic(settings.kafka(ADMIN), name, 1)
     await write_values(
-        settings.kafka_bootstrap_servers, name, 0, [codec.encode_block(b) for b in chain.blocks]
+        settings.kafka(ADMIN), name, 0, [codec.encode_block(b) for b in chain.blocks]
     )
     yield name, chain
-    await delete_topics(settings.kafka_bootstrap_servers, [name])
+    await delete_topics(settings.kafka(ADMIN), [name])
 
 
 def _proof_on(topic: str, tx_id: bytes, *extra: str) -> list[str]:

@@ -14,6 +14,7 @@ from support.ledger_fixture import TestLedger
 from support.waiting import eventually_sync
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import build_tx_body
@@ -36,7 +37,7 @@ def test_statement_against_the_ledger(
         )
 
     async def publish() -> None:
-        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        async with Publisher(settings.kafka(ADMIN)) as publisher:
             outcomes = await publisher.submit_and_wait([pay("A", 11), pay("B", 22), pay("C", 33)])
         assert all(isinstance(outcome, Sealed) for outcome in outcomes)
 

@@ -20,6 +20,7 @@ from support.ledger_fixture import TestLedger
 from support.waiting import eventually_sync
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import OpenAccount, Operation, Posting, RegisterKey, Transfer
 from ledger.settings import Settings
 from ledger.signing import Signer, build_tx_body, save_private_key
@@ -77,7 +78,7 @@ def open_treasury(settings: Settings, ledger: TestLedger, directory: Path) -> Tr
 
 
 async def _sealed(settings: Settings, envelopes: list[bytes]) -> None:
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         outcomes = await publisher.submit_and_wait(envelopes, timeout_s=submit_wait_s)
     assert all(isinstance(outcome, Sealed) for outcome in outcomes), outcomes
 

@@ -28,8 +28,10 @@ from support.waiting import eventually_sync
 
 from ledger import codec, signing
 from ledger.client.partitioner import default_partitions
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.admin import describe_topics
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import ADMIN, PUBLISHER
 from ledger.model import Transfer
 from ledger.settings import REPO_ROOT, TOPIC_SUBMISSIONS, Settings
 
@@ -107,6 +109,16 @@ def run_producer(
     )
 
 
+def publisher_options(settings: Settings) -> list[str]:
+    """The Go program as the payment systems' principal, whose ACLs let it write submissions
+    only; without authentication when the stack runs without it (LEDGER_KAFKA_AUTH=none)."""
+    publisher = settings.kafka(PUBLISHER)
+    if publisher.username is None:
+        return []
+    password_file = settings.kafka_credentials_dir / f"{publisher.username}.password"
+    return ["--username", publisher.username, "--password-file", str(password_file)]
+
+
 def pay_options(ledger: TestLedger, key_file: Path, amount: int = 1) -> list[str]:
     return [
         "--key", str(key_file), "--ledger", ledger.ledger, "--from", ledger.alice,
@@ -159,12 +171,13 @@ def test_a_go_payment_is_sealed_projected_and_provable(
 ) -> None:
     """1 USD from alice to bob: sealed, projected as a Transfer with metadata {"producer": "go"},
     on the default partitioner's partition of ledger.submissions, and its proof verifies."""
-    bootstrap = settings.kafka_bootstrap_servers
-    starts = asyncio.run(submission_end_offsets(bootstrap))
+    kafka = settings.kafka(ADMIN)
+    starts = asyncio.run(submission_end_offsets(kafka))
     tx_id = printed_tx_id(
         run_producer(
             go_producer,
-            "--brokers", bootstrap, *pay_options(test_ledger, test_ledger.key_file("alice")),
+            "--brokers", kafka.bootstrap_servers, *publisher_options(settings),
+            *pay_options(test_ledger, test_ledger.key_file("alice")),
             passphrase_env=test_ledger.passphrase_env,
         )
     )  # fmt: skip
@@ -179,7 +192,7 @@ def test_a_go_payment_is_sealed_projected_and_provable(
     row = projected_transaction(settings, tx_id)
     assert row["kind"] == "Transfer" and json.loads(row["metadata"]) == {"producer": "go"}
 
-    partition, value = asyncio.run(find_submission(bootstrap, starts, bytes.fromhex(tx_id)))
+    partition, value = asyncio.run(find_submission(kafka, starts, bytes.fromhex(tx_id)))
     assert partition == default_partitions([bytes.fromhex(tx_id)], sorted(starts))[0]
     assert value == bytes(row["envelope"])
 
@@ -227,15 +240,15 @@ def transaction_status(tx_id: str) -> dict[str, Any]:
     return document
 
 
-async def submission_end_offsets(bootstrap_servers: str) -> dict[int, int]:
+async def submission_end_offsets(kafka: KafkaAccess) -> dict[int, int]:
     """The end offset of every partition of ledger.submissions now, by partition id."""
-    [described] = await describe_topics(bootstrap_servers, [TOPIC_SUBMISSIONS])
+    [described] = await describe_topics(kafka, [TOPIC_SUBMISSIONS])
     partitions = [
         TopicPartition(TOPIC_SUBMISSIONS, partition["partition"])
         for partition in described["partitions"]
     ]
     assert partitions, f"{TOPIC_SUBMISSIONS} has no partitions"
-    consumer = committed_reader(bootstrap_servers, "test-go-producer")
+    consumer = committed_reader(kafka, "test-go-producer")
     await consumer.start()
     try:
         ends = await consumer.end_offsets(partitions)
@@ -245,11 +258,11 @@ async def submission_end_offsets(bootstrap_servers: str) -> dict[int, int]:
 
 
 async def find_submission(
-    bootstrap_servers: str, starts: dict[int, int], key: bytes
+    kafka: KafkaAccess, starts: dict[int, int], key: bytes
 ) -> tuple[int, bytes]:
     """The partition and value of the one message keyed ``key`` published to ledger.submissions
     after ``starts`` (offsets by partition), reading up to each partition's end now."""
-    consumer = committed_reader(bootstrap_servers, "test-go-producer")
+    consumer = committed_reader(kafka, "test-go-producer")
     await consumer.start()
     try:
         partitions = [TopicPartition(TOPIC_SUBMISSIONS, partition) for partition in starts]

@@ -8,6 +8,7 @@ from support.waiting import eventually
 
 from ledger.client.proof_source import prove_from_postgres, prove_transaction
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import Posting, Transfer
 from ledger.proofs import verify_proof
 from ledger.settings import Settings
@@ -21,7 +22,7 @@ async def test_postgres_and_chain_proofs_agree(settings: Settings, test_ledger: 
     alice = test_ledger.signer("alice")
     postings = (Posting("alice", "USD", -2), Posting("bob", "USD", 2))
     envelopes = [alice.sign(build_tx_body("main", Transfer(postings))) for _ in range(2)]
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [first] = await publisher.submit_and_wait(envelopes[:1])
         await publisher.submit_and_wait(envelopes[1:])  # a later block to anchor the proof
     assert isinstance(first, Sealed)
@@ -33,7 +34,7 @@ async def test_postgres_and_chain_proofs_agree(settings: Settings, test_ledger: 
         interval_s=0.5,
     )
     assert from_postgres is not None
-    from_chain = await prove_transaction(settings.kafka_bootstrap_servers, "main", first.tx_id)
+    from_chain = await prove_transaction(settings.kafka(ADMIN), "main", first.tx_id)
     sealer = test_ledger.sealer_public_key
     assert verify_proof(from_postgres, sealer)["tx_id"] == verify_proof(from_chain, sealer)["tx_id"]
     for field in ("envelope", "block", "block_seal", "tx_index", "tx_inclusion"):

@@ -14,7 +14,9 @@ from support.block_topics import create_topic, delete_topics, unique_topic_name
 from support.ledger_fixture import TestLedger, insufficient_amount
 
 from ledger.client.publisher import Publisher, Receipt, Refused, Sealed, submit_chunk_count_max
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import ADMIN
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import build_tx_body
@@ -33,7 +35,7 @@ async def test_an_accepted_transfer_is_awaited_until_sealed(
 ) -> None:
     """submit_and_wait returns Sealed with the block height and seq of the transaction."""
     tx_id, envelope = _transfer(test_ledger, test_ledger.alice, test_ledger.bob, 1)
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [outcome] = await publisher.submit_and_wait([envelope], timeout_s=60)
     assert isinstance(outcome, Sealed), outcome
     assert outcome.tx_id == tx_id and outcome.ledger == test_ledger.ledger
@@ -47,7 +49,7 @@ async def test_a_refused_transfer_is_awaited_until_refused_with_its_code(
     tx_id, envelope = _transfer(
         test_ledger, test_ledger.bob, test_ledger.alice, insufficient_amount
     )
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [outcome] = await publisher.submit_and_wait([envelope], timeout_s=60)
     assert isinstance(outcome, Refused), outcome
     assert (outcome.tx_id, outcome.code, outcome.stage) == (tx_id, "INSUFFICIENT_FUNDS", "sequence")
@@ -63,7 +65,7 @@ async def test_outcomes_of_a_mixed_batch_come_back_in_submission_order(
         _transfer(test_ledger, test_ledger.bob, test_ledger.alice, insufficient_amount),
         _transfer(test_ledger, test_ledger.bob, test_ledger.alice, 3),
     ]
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         outcomes = await publisher.submit_and_wait([e for _, e in transfers], timeout_s=60)
     assert [o.tx_id for o in outcomes] == [tx_id for tx_id, _ in transfers]
     assert [type(o) for o in outcomes] == [Sealed, Refused, Sealed]
@@ -73,10 +75,10 @@ read_back_wait_s = 60.0
 
 
 async def _read_topic(
-    bootstrap_servers: str, topic: str, partitions: list[int]
+    kafka: KafkaAccess, topic: str, partitions: list[int]
 ) -> dict[bytes, tuple[int, int, bytes]]:
     """Every message of ``topic`` as key -> (partition, offset, value); fails on a repeated key."""
-    reader = committed_reader(bootstrap_servers, "test-publisher-read-back")
+    reader = committed_reader(kafka, "test-publisher-read-back")
     await reader.start()
     try:
         topic_partitions = [TopicPartition(topic, partition) for partition in partitions]
@@ -100,22 +102,22 @@ async def _read_topic(
 async def test_batches_land_once_on_the_default_partitioners_partition(settings: Settings) -> None:
     """submit_many with tx_ids (several chunks, several full batches per partition) stores each
     message once, on DefaultPartitioner's partition for its tx_id, where its receipt says."""
-    bootstrap = settings.kafka_bootstrap_servers
+    kafka = settings.kafka(ADMIN)
     topic, partition_count = unique_topic_name("publisher-batches"), 5
     count = 2 * submit_chunk_count_max + 1_234
     chooser = random.Random(count)
     tx_ids = [os.urandom(16) for _ in range(count)]
     # About 4 MB a chunk: each partition's share fills more than one 512 KB record batch.
     values = [os.urandom(chooser.randrange(100, 1_500)) for _ in range(count)]
-    await create_topic(bootstrap, topic, partition_count)
+    await create_topic(kafka, topic, partition_count)
     try:
-        async with Publisher(bootstrap, topic=topic, backlog_max=None) as publisher:
+        async with Publisher(kafka, topic=topic, backlog_max=None) as publisher:
             receipts = await publisher.submit_many(values, tx_ids)
             assert publisher.backlog is None and publisher.throttled_s == 0.0
         partitions = list(range(partition_count))
-        stored = await _read_topic(bootstrap, topic, partitions)
+        stored = await _read_topic(kafka, topic, partitions)
     finally:
-        await delete_topics(bootstrap, [topic])
+        await delete_topics(kafka, [topic])
     assert len(receipts) == len(stored) == count
     choose = DefaultPartitioner()
     for index, (tx_id, value) in enumerate(zip(tx_ids, values, strict=True)):
@@ -127,6 +129,6 @@ async def test_batches_land_once_on_the_default_partitioners_partition(settings:
 
 async def test_tx_ids_must_match_the_envelopes_one_to_one(settings: Settings) -> None:
     """Two envelopes with one tx_id is a caller's bug: ValueError before anything is sent."""
-    async with Publisher(settings.kafka_bootstrap_servers, backlog_max=None) as publisher:
+    async with Publisher(settings.kafka(ADMIN), backlog_max=None) as publisher:
         with pytest.raises(ValueError, match="2 envelopes but 1 tx_ids"):
             await publisher.submit_many([b"a", b"b"], [os.urandom(16)])

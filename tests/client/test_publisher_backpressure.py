@@ -20,7 +20,9 @@ from support.waiting import eventually
 
 from ledger.client.publisher import Publisher
 from ledger.errors import Backpressure
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import ADMIN
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -34,9 +36,9 @@ condition_poll_s = 0.02
 async def topic(settings: Settings) -> AsyncIterator[str]:
     """A one-partition topic of this test alone, deleted afterwards."""
     name = unique_topic_name("backpressure")
-    await create_topic(settings.kafka_bootstrap_servers, name, 1)
+    await create_topic(settings.kafka(ADMIN), name, 1)
     yield name
-    await delete_topics(settings.kafka_bootstrap_servers, [name])
+    await delete_topics(settings.kafka(ADMIN), [name])
 
 
 @pytest.fixture
@@ -50,8 +52,8 @@ def _messages(count: int) -> tuple[list[bytes], list[bytes]]:
     return [b"value-" + key for key in keys], keys
 
 
-async def _end_offset(bootstrap_servers: str, topic: str) -> int:
-    reader = committed_reader(bootstrap_servers, "test-backpressure-ends")
+async def _end_offset(kafka: KafkaAccess, topic: str) -> int:
+    reader = committed_reader(kafka, "test-backpressure-ends")
     await reader.start()
     try:
         topic_partition = TopicPartition(topic, 0)
@@ -60,10 +62,10 @@ async def _end_offset(bootstrap_servers: str, topic: str) -> int:
         await reader.stop()
 
 
-async def _commit(bootstrap_servers: str, group_id: str, topic: str, offset: int) -> None:
+async def _commit(kafka: KafkaAccess, group_id: str, topic: str, offset: int) -> None:
     """Commit ``offset`` for the group, as a verify worker does after processing up to it."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
+        **KafkaAccess.of(kafka).client_options(), group_id=group_id, enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -79,10 +81,10 @@ async def test_fail_raises_backpressure_once_the_backlog_is_over_the_limit(
 ) -> None:
     """on_backlog="fail": the chunk after the third one raises a one-line Backpressure; 150 of
     the 200 messages were published and nothing after them."""
-    bootstrap = settings.kafka_bootstrap_servers
+    kafka = settings.kafka(ADMIN)
     values, keys = _messages(200)
     async with Publisher(
-        bootstrap, topic=topic, group_id=group_id, backlog_max=backlog_max, on_backlog="fail"
+        kafka, topic=topic, group_id=group_id, backlog_max=backlog_max, on_backlog="fail"
     ) as publisher:
         with pytest.raises(Backpressure) as raised:
             await publisher.submit_many(values, keys)
@@ -92,7 +94,7 @@ async def test_fail_raises_backpressure_once_the_backlog_is_over_the_limit(
     message = str(refusal)
     assert "\n" not in message
     assert "150" in message and "100" in message and group_id in message and topic in message
-    assert await _end_offset(bootstrap, topic) == 150
+    assert await _end_offset(kafka, topic) == 150
 
 
 async def test_wait_blocks_until_the_group_commits_then_publishes_the_rest(
@@ -100,10 +102,10 @@ async def test_wait_blocks_until_the_group_commits_then_publishes_the_rest(
 ) -> None:
     """on_backlog="wait": the publisher holds the fourth chunk back (nothing past 150 is
     published, throttled_s grows) until the group commits; then all 200 are published."""
-    bootstrap = settings.kafka_bootstrap_servers
+    kafka = settings.kafka(ADMIN)
     values, keys = _messages(200)
     async with Publisher(
-        bootstrap, topic=topic, group_id=group_id, backlog_max=backlog_max, backlog_wait_s_max=60
+        kafka, topic=topic, group_id=group_id, backlog_max=backlog_max, backlog_wait_s_max=60
     ) as publisher:
         submitting = asyncio.create_task(publisher.submit_many(values, keys))
         await eventually(
@@ -120,13 +122,13 @@ async def test_wait_blocks_until_the_group_commits_then_publishes_the_rest(
             interval_s=condition_poll_s,
         )
         assert not submitting.done()
-        assert await _end_offset(bootstrap, topic) == 150
+        assert await _end_offset(kafka, topic) == 150
 
-        await _commit(bootstrap, group_id, topic, 150)
+        await _commit(kafka, group_id, topic, 150)
         receipts = await asyncio.wait_for(submitting, condition_wait_s)
         assert len(receipts) == 200
         assert publisher.throttled_s > 0
-    assert await _end_offset(bootstrap, topic) == 200
+    assert await _end_offset(kafka, topic) == 200
 
 
 async def test_history_before_a_group_commits_does_not_block_but_commits_are_the_truth(
@@ -134,16 +136,16 @@ async def test_history_before_a_group_commits_does_not_block_but_commits_are_the
 ) -> None:
     """A group that never committed is measured from the publisher's first reading, so 300 older
     messages do not block it; once the group commits offset 10, everything behind it counts."""
-    bootstrap = settings.kafka_bootstrap_servers
-    async with Publisher(bootstrap, topic=topic, backlog_max=None) as unlimited:
+    kafka = settings.kafka(ADMIN)
+    async with Publisher(kafka, topic=topic, backlog_max=None) as unlimited:
         await unlimited.submit_many(*_messages(300))
     async with Publisher(
-        bootstrap, topic=topic, group_id=group_id, backlog_max=backlog_max, on_backlog="fail"
+        kafka, topic=topic, group_id=group_id, backlog_max=backlog_max, on_backlog="fail"
     ) as publisher:
         await publisher.submit_many(*_messages(40))
         assert publisher.backlog == 0  # the first reading, taken before the 40 went out
 
-        await _commit(bootstrap, group_id, topic, 10)
+        await _commit(kafka, group_id, topic, 10)
         # The gate reuses a reading for backlog_refresh_s: publish one at a time until it looks.
         published = 340
         deadline = time.monotonic() + condition_wait_s

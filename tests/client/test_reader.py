@@ -24,6 +24,7 @@ from support.ledger_fixture import TestLedger
 from ledger import blocks, codec, signing
 from ledger.client.reader import BlockReader, VerifiedBlock
 from ledger.errors import ChainError, ConfigError, InfraError
+from ledger.kafka.principals import ADMIN
 from ledger.model import Block, SealedTx
 from ledger.settings import Settings
 
@@ -78,16 +79,16 @@ async def tampered_topic(settings: Settings) -> AsyncIterator[TamperedTopic]:
     """One fresh topic; partition i holds the good chain with tampering i applied to its end."""
     name = unique_topic_name("tampered")
     chain = build_chain([2] * chain_length)
-    await create_topic(settings.kafka_bootstrap_servers, name, len(TAMPERINGS))
+    await create_topic(settings.kafka(ADMIN), name, len(TAMPERINGS))
     partitions: dict[str, int] = {}
     for partition, (label, tamper) in enumerate(TAMPERINGS.items()):
         last = tamper(chain, chain.blocks[-1])
         values = [codec.encode_block(block) for block in chain.blocks[:-1]]
         values.append(last if isinstance(last, bytes) else codec.encode_block(last))
-        await write_values(settings.kafka_bootstrap_servers, name, partition, values)
+        await write_values(settings.kafka(ADMIN), name, partition, values)
         partitions[label] = partition
     yield TamperedTopic(name, chain, partitions)
-    await delete_topics(settings.kafka_bootstrap_servers, [name])
+    await delete_topics(settings.kafka(ADMIN), [name])
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +96,16 @@ async def transactional_topic(settings: Settings) -> AsyncIterator[tuple[str, Se
     """A good chain written one Kafka transaction per block: commit markers sit between blocks."""
     name = unique_topic_name("transactional")
     chain = build_chain([1, 3, 0, 2, 1, 1, 4, 1])
-    await create_topic(settings.kafka_bootstrap_servers, name, 1)
+    await create_topic(settings.kafka(ADMIN), name, 1)
     await write_values(
-        settings.kafka_bootstrap_servers,
+        settings.kafka(ADMIN),
         name,
         0,
         [codec.encode_block(block) for block in chain.blocks],
         transactional=True,
     )
     yield name, chain
-    await delete_topics(settings.kafka_bootstrap_servers, [name])
+    await delete_topics(settings.kafka(ADMIN), [name])
 
 
 async def _read_all(reader: BlockReader) -> list[VerifiedBlock]:
@@ -118,7 +119,7 @@ async def test_a_tampered_block_stops_the_reader_at_its_height(
 ) -> None:
     """Every block before the tampered one is yielded, then ChainError names exactly its height."""
     reader = BlockReader(
-        settings.kafka_bootstrap_servers,
+        settings.kafka(ADMIN),
         FORENSIC_LEDGER,
         partition=tampered_topic.partitions[tampering],
         topic=tampered_topic.name,
@@ -138,7 +139,7 @@ async def test_a_block_by_another_sealer_fails_when_the_sealer_is_trusted(
 ) -> None:
     """An intact chain sealed by an unexpected key fails at block 0 once a sealer is trusted."""
     reader = BlockReader(
-        settings.kafka_bootstrap_servers,
+        settings.kafka(ADMIN),
         FORENSIC_LEDGER,
         partition=tampered_topic.partitions["not a block"],
         topic=tampered_topic.name,
@@ -156,7 +157,7 @@ async def test_reading_from_genesis_yields_every_block_with_its_offset(
     name, chain = transactional_topic
     items = await _read_all(
         BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(ADMIN),
             FORENSIC_LEDGER,
             partition=0,
             topic=name,
@@ -179,11 +180,11 @@ async def test_a_checkpoint_resumes_at_the_next_block_found_by_offset_search(
     """From a trusted checkpoint the reader finds the next block's offset and yields the rest."""
     name, chain = transactional_topic
     from_genesis = await _read_all(
-        BlockReader(settings.kafka_bootstrap_servers, FORENSIC_LEDGER, partition=0, topic=name)
+        BlockReader(settings.kafka(ADMIN), FORENSIC_LEDGER, partition=0, topic=name)
     )
     resumed = await _read_all(
         BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(ADMIN),
             FORENSIC_LEDGER,
             partition=0,
             topic=name,
@@ -193,7 +194,7 @@ async def test_a_checkpoint_resumes_at_the_next_block_found_by_offset_search(
     assert resumed == from_genesis[after_height + 1 :]
     with_offset = await _read_all(
         BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(ADMIN),
             FORENSIC_LEDGER,
             partition=0,
             topic=name,
@@ -211,7 +212,7 @@ async def test_from_height_replays_earlier_blocks_without_yielding_them(
     name, chain = transactional_topic
     items = await _read_all(
         BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(ADMIN),
             FORENSIC_LEDGER,
             partition=0,
             topic=name,
@@ -231,7 +232,7 @@ async def test_a_checkpoint_from_another_history_fails_at_the_next_height(
     with pytest.raises(ChainError) as failure:
         await _read_all(
             BlockReader(
-                settings.kafka_bootstrap_servers,
+                settings.kafka(ADMIN),
                 FORENSIC_LEDGER,
                 partition=0,
                 topic=name,
@@ -245,13 +246,13 @@ async def test_follow_mode_yields_blocks_sealed_after_it_caught_up(settings: Set
     """follow=True waits at the end and yields each new block; idle_timeout_s ends the wait."""
     name = unique_topic_name("follow")
     chain = build_chain([1, 2, 1, 1, 3])
-    bootstrap = settings.kafka_bootstrap_servers
-    await create_topic(bootstrap, name, 1)
+    kafka = settings.kafka(ADMIN)
+    await create_topic(kafka, name, 1)
     try:
         encoded = [codec.encode_block(block) for block in chain.blocks]
-        await write_values(bootstrap, name, 0, encoded[:2])
+        await write_values(kafka, name, 0, encoded[:2])
         reader = BlockReader(
-            bootstrap, FORENSIC_LEDGER, partition=0, topic=name, follow=True, idle_timeout_s=5
+            kafka, FORENSIC_LEDGER, partition=0, topic=name, follow=True, idle_timeout_s=5
         )
         seen: list[int] = []
         writer: asyncio.Task[None] | None = None
@@ -259,12 +260,12 @@ async def test_follow_mode_yields_blocks_sealed_after_it_caught_up(settings: Set
             async for item in reader:
                 seen.append(item.height)
                 if item.height == 1:
-                    writer = asyncio.create_task(write_values(bootstrap, name, 0, encoded[2:]))
+                    writer = asyncio.create_task(write_values(kafka, name, 0, encoded[2:]))
         assert writer is not None
         await writer
         assert seen == [0, 1, 2, 3, 4]
     finally:
-        await delete_topics(bootstrap, [name])
+        await delete_topics(kafka, [name])
 
 
 async def test_the_ledger_main_chain_verifies_under_its_sealer(
@@ -273,7 +274,7 @@ async def test_the_ledger_main_chain_verifies_under_its_sealer(
     """The live ledger's blocks verify from genesis under the sealer named in block 0."""
     items = await _read_all(
         BlockReader(
-            settings.kafka_bootstrap_servers,
+            settings.kafka(ADMIN),
             test_ledger.ledger,
             trusted_sealer_key=test_ledger.sealer_public_key,
         )
@@ -295,14 +296,14 @@ async def test_a_missing_topic_or_partition_is_named(settings: Settings) -> None
     with pytest.raises(InfraError, match="does not exist"):
         await _read_all(
             BlockReader(
-                settings.kafka_bootstrap_servers,
+                settings.kafka(ADMIN),
                 "main",
                 partition=0,
                 topic=unique_topic_name("missing"),
             )
         )
     with pytest.raises(ConfigError, match="needs partition 99"):
-        await _read_all(BlockReader(settings.kafka_bootstrap_servers, "main", partition=99))
+        await _read_all(BlockReader(settings.kafka(ADMIN), "main", partition=99))
 
 
 def test_misuse_is_refused_before_any_io() -> None:

@@ -16,6 +16,7 @@ from support.waiting import eventually
 
 from ledger.kafka.admin import describe_topics, ensure_topics
 from ledger.kafka.clients import admin_client
+from ledger.kafka.principals import ADMIN
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.settings import REPO_ROOT, Settings
 
@@ -25,9 +26,9 @@ pytestmark = pytest.mark.services
 async def test_transactions_commit_and_abort(settings: Settings) -> None:
     """A read_committed consumer sees the committed transactional batch and not the aborted one."""
     topic = f"test.tx.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka_bootstrap_servers, {topic: 1}, replication=1)
+    await ensure_topics(settings.kafka(ADMIN), {topic: 1}, replication=1)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka(ADMIN).client_options(),
         transactional_id=f"test-{topic}",
         enable_idempotence=True,
         acks="all",
@@ -43,11 +44,9 @@ async def test_transactions_commit_and_abort(settings: Settings) -> None:
         await producer.abort_transaction()
     finally:
         await producer.stop()
-    committed = await read_values(
-        settings.kafka_bootstrap_servers, topic, isolation_level="read_committed"
-    )
+    committed = await read_values(settings.kafka(ADMIN), topic, isolation_level="read_committed")
     uncommitted = await read_values(
-        settings.kafka_bootstrap_servers, topic, isolation_level="read_uncommitted"
+        settings.kafka(ADMIN), topic, isolation_level="read_uncommitted"
     )
     assert committed == [b"committed-0", b"committed-1", b"committed-2"]
     assert len(uncommitted) == 6
@@ -55,9 +54,7 @@ async def test_transactions_commit_and_abort(settings: Settings) -> None:
 
 async def test_ledger_topics_exist_with_their_settings(settings: Settings) -> None:
     """ledger up created the four topics with the configured partition counts."""
-    topics = await describe_topics(
-        settings.kafka_bootstrap_servers, list(settings.topic_partitions())
-    )
+    topics = await describe_topics(settings.kafka(ADMIN), list(settings.topic_partitions()))
     counts = {topic["topic"]: len(topic["partitions"]) for topic in topics}
     assert counts == settings.topic_partitions()
 
@@ -66,16 +63,16 @@ async def test_a_topic_with_too_few_partitions_grows(settings: Settings) -> None
     """A shard appended to LEDGER_SHARDS: ensure_topics adds the missing partitions to a topic
     that exists with fewer, keeps the old ones, and a second call changes nothing."""
     topic = f"test.grow.{uuid.uuid4().hex[:8]}"
-    bootstrap = settings.kafka_bootstrap_servers
-    assert await ensure_topics(bootstrap, {topic: 1}, replication=1) == [topic]
+    kafka = settings.kafka(ADMIN)
+    assert await ensure_topics(kafka, {topic: 1}, replication=1) == [topic]
     try:
-        done = await ensure_topics(bootstrap, {topic: 3}, replication=1)
+        done = await ensure_topics(kafka, {topic: 3}, replication=1)
         assert done == [f"{topic} now has 3 partitions"]
-        [described] = await describe_topics(bootstrap, [topic])
+        [described] = await describe_topics(kafka, [topic])
         assert len(described["partitions"]) == 3
-        assert await ensure_topics(bootstrap, {topic: 3}, replication=1) == []
+        assert await ensure_topics(kafka, {topic: 3}, replication=1) == []
     finally:
-        admin = admin_client(bootstrap, "test-grow")
+        admin = admin_client(kafka, "test-grow")
         await admin.start()
         try:
             await admin.delete_topics([topic])
@@ -92,6 +89,7 @@ def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -
         base_port=free_port_block(6, settings),
         node_count=3,
         heap_mb=384,
+        credentials=root / "credentials",  # SCRAM between the brokers too
     )
     cluster.down()
     shutil.rmtree(root, ignore_errors=True)
@@ -110,10 +108,10 @@ def test_three_broker_cluster_survives_one_broker_stopping(settings: Settings) -
 
 async def _replicated_writes(cluster: KafkaCluster) -> None:
     topic = "test.replicated"
-    await ensure_topics(cluster.bootstrap_servers, {topic: 1}, replication=3)
+    await ensure_topics(cluster.access(), {topic: 1}, replication=3)
 
     async def description() -> dict[str, Any]:
-        [described] = await describe_topics(cluster.bootstrap_servers, [topic])
+        [described] = await describe_topics(cluster.access(), [topic])
         return described
 
     # A new topic reaches every broker's metadata a moment after it is created.
@@ -128,7 +126,7 @@ async def _replicated_writes(cluster: KafkaCluster) -> None:
 
     async def produce(values: list[bytes]) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=cluster.bootstrap_servers,
+            **cluster.access().client_options(),
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=20_000,

@@ -20,13 +20,14 @@ from typing import Any
 import asyncpg
 import pytest
 from support.cli import assert_one_line_error, run_ledger
-from support.stacks import isolated_stack
+from support.stacks import isolated_stack, stack_kafka
 from support.waiting import eventually, eventually_sync
 
 from ledger import codec
 from ledger.client.publisher import Publisher
 from ledger.client.reader import BlockReader
 from ledger.crossshard import AuditFinding, Destination, Step, audit, destination_memo, step_tx_id
+from ledger.kafka.access import KafkaAccess
 from ledger.local import process
 from ledger.model import Hold, Transfer
 from ledger.replica import Replica
@@ -114,15 +115,15 @@ def test_load_over_two_shards_seals_on_both_and_each_chain_verifies(
         verified = run_ledger("verify-chain", "--ledger", shard, "--json", env=two_shards)
         assert verified.returncode == 0, verified.stderr
         assert json.loads(verified.stdout)["ok"] is True
-    bootstrap = f"127.0.0.1:{two_shards['LEDGER_KAFKA_PORT']}"
+    kafka = stack_kafka(two_shards)
     for partition, shard in enumerate(SHARDS):
-        assert asyncio.run(_foreign_transactions(bootstrap, shard, partition)) == 0
+        assert asyncio.run(_foreign_transactions(kafka, shard, partition)) == 0
 
 
-async def _foreign_transactions(bootstrap: str, ledger: str, partition: int) -> int:
+async def _foreign_transactions(kafka: KafkaAccess, ledger: str, partition: int) -> int:
     """Transactions in ``ledger``'s blocks whose body names another ledger (must be none)."""
     foreign = 0
-    async with BlockReader(bootstrap, ledger, partition=partition) as reader:
+    async with BlockReader(kafka, ledger, partition=partition) as reader:
         async for item in reader:
             for sealed in item.block.transactions:
                 body = codec.decode_submission(sealed.envelope)[1]
@@ -244,7 +245,7 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     completed on both sides exactly once (the audit finds nothing), and for each asset the sum
     of all balances over both shards is still zero; each shard's PostgreSQL balances equal a
     replay of its chain."""
-    bootstrap = f"127.0.0.1:{two_shards['LEDGER_KAFKA_PORT']}"
+    kafka = stack_kafka(two_shards)
     data_dir = Path(two_shards["LEDGER_DATA_DIR"])
     alice = load_private_key(data_dir / "demo" / "main" / "alice.key", b"demo")
     holds = [
@@ -261,7 +262,7 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     pid_file = data_dir / "workers" / "crossshard.pid"
 
     async def submit_while_killing() -> None:
-        async with Publisher(bootstrap) as publisher:
+        async with Publisher(kafka) as publisher:
             for chunk in range(coordinator_kills):
                 start = chunk * cross_shard_count // coordinator_kills
                 end = (chunk + 1) * cross_shard_count // coordinator_kills
@@ -275,7 +276,7 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
                 assert restarted.returncode == 0, restarted.stderr
 
     asyncio.run(submit_while_killing())
-    findings = asyncio.run(_eventually_audited(bootstrap, hold_ids))
+    findings = asyncio.run(_eventually_audited(kafka, hold_ids))
     assert findings == []
     sums = asyncio.run(_asset_sums(two_shards))
     assert sums and all(total == 0 for total in sums.values()), sums
@@ -299,7 +300,7 @@ def _eventually_balance(env: dict[str, str], ledger: str, account: str, expected
     return True
 
 
-async def _eventually_audited(bootstrap: str, hold_ids: list[bytes]) -> list[AuditFinding]:
+async def _eventually_audited(kafka: KafkaAccess, hold_ids: list[bytes]) -> list[AuditFinding]:
     """The audit of both chains once every hold is captured and credited (or refunded)."""
 
     async def audit_now() -> tuple[int, list[AuditFinding]]:
@@ -311,7 +312,7 @@ async def _eventually_audited(bootstrap: str, hold_ids: list[bytes]) -> list[Aud
             step_tx_id(hold_id, step): (hold_id, step) for hold_id in hold_ids for step in Step
         }
         for partition, ledger in enumerate(SHARDS):
-            async with BlockReader(bootstrap, ledger, partition=partition) as reader:
+            async with BlockReader(kafka, ledger, partition=partition) as reader:
                 async for item in reader:
                     for sealed in item.block.transactions:
                         body = codec.decode_submission(sealed.envelope)[1]
@@ -382,9 +383,9 @@ async def _replayed_and_projected(
 ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """Every account's (balance, held) from a replay of the chain, and from PostgreSQL once the
     projector reached the chain's newest block (nothing else writes to this stack by then)."""
-    bootstrap = f"127.0.0.1:{env['LEDGER_KAFKA_PORT']}"
+    kafka = stack_kafka(env)
     replica = Replica(ledger)
-    async with BlockReader(bootstrap, ledger, partition=partition) as reader:
+    async with BlockReader(kafka, ledger, partition=partition) as reader:
         async for item in reader:
             replica.apply_block(item.block)
     assert replica.checkpoint is not None

@@ -16,6 +16,7 @@ from support.waiting import eventually
 from ledger import codec
 from ledger.blocks import build_block
 from ledger.client.publisher import Outcome, Publisher, Refused, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import Block, Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import Signer, build_tx_body
@@ -101,9 +102,7 @@ async def traffic(settings: Settings, test_ledger: TestLedger) -> list[Outcome]:
         )
         return alice.sign(build_tx_body(test_ledger.ledger, Transfer(postings)))
 
-    async with Publisher(
-        settings.kafka_bootstrap_servers, client_id="ledger-dashboard-tests"
-    ) as publisher:
+    async with Publisher(settings.kafka(ADMIN), client_id="ledger-dashboard-tests") as publisher:
         outcomes = await publisher.submit_and_wait(
             [transfer(1), transfer(2), transfer(insufficient_amount)], timeout_s=60
         )
@@ -273,7 +272,13 @@ async def test_postgres_down_still_answers(settings: Settings) -> None:
 async def test_kafka_down_still_answers(settings: Settings) -> None:
     """With Kafka unreachable every endpoint answers and ledger_source_up{kafka} is 0."""
     runner, url = await start_dashboard(
-        dataclasses.replace(settings, kafka_bootstrap_servers="127.0.0.1:1")
+        dataclasses.replace(
+            settings,
+            kafka_bootstrap_servers="127.0.0.1:1",
+            kafka_access=dataclasses.replace(
+                settings.kafka_access, bootstrap_servers="127.0.0.1:1"
+            ),
+        )
     )
     try:
         samples = parse_metrics((await get(f"{url}/metrics"))[1])

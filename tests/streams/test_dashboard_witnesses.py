@@ -25,6 +25,7 @@ from support.waiting import eventually
 from test_dashboard import Samples, get, parse_metrics, sample, start_dashboard
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.local.stack import witness_public_keys
 from ledger.model import Posting, Transfer
 from ledger.settings import TOPIC_COSIGNATURES, Settings
@@ -84,7 +85,7 @@ async def seal_one(settings: Settings, test_ledger: TestLedger) -> Sealed:
     )
     envelope = alice.sign(build_tx_body(test_ledger.ledger, Transfer(postings)))
     async with Publisher(
-        settings.kafka_bootstrap_servers, client_id="ledger-dashboard-witness-tests"
+        settings.kafka(ADMIN), client_id="ledger-dashboard-witness-tests"
     ) as publisher:
         (outcome,) = await publisher.submit_and_wait([envelope], timeout_s=60)
     assert isinstance(outcome, Sealed), outcome
@@ -246,7 +247,7 @@ async def test_junk_on_the_cosignature_topic_is_counted_not_fatal(
     first = await status_of(dashboard)
     assert first["sources"]["witnesses"]["up"] is True
     before = first["finality"]["ignored_messages"]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**settings.kafka(ADMIN).client_options())
     await producer.start()
     try:
         await producer.send_and_wait(TOPIC_COSIGNATURES, b"\x00not a cosignature", partition=0)

@@ -18,6 +18,7 @@ from support.waiting import eventually
 
 from ledger import signing
 from ledger.client.publisher import Publisher, Refused, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import Posting, Transfer
 from ledger.proofs import verify_proof
 from ledger.settings import Settings
@@ -116,7 +117,7 @@ async def test_a_multi_signed_transaction_lists_its_cosigners(
     alice, bob = test_ledger.signer("alice"), test_ledger.signer("bob")
     postings = (Posting("alice", "USD", -3), Posting("bob", "USD", 3))
     envelope = alice.sign(build_tx_body("main", Transfer(postings)), cosigners=[bob])
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [outcome] = await publisher.submit_and_wait([envelope], timeout_s=60)
     assert isinstance(outcome, Sealed), outcome
     url = f"{explorer_url}/api/explorer/tx/{outcome.tx_id.hex()}"
@@ -143,7 +144,7 @@ async def test_a_refused_transaction_shows_its_code_and_detail(
         Posting(test_ledger.bob, test_ledger.asset, insufficient_amount),
     )
     envelope = alice.sign(build_tx_body(test_ledger.ledger, Transfer(postings)))
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [outcome] = await publisher.submit_and_wait([envelope], timeout_s=60)
     assert isinstance(outcome, Refused), outcome
     url = f"{explorer_url}/api/explorer/tx/{outcome.tx_id.hex()}"

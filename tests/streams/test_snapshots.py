@@ -20,6 +20,7 @@ from support.snapshot_states import (
 
 from ledger.kafka.admin import LEDGER_TOPIC_CONFIGS, ensure_topics
 from ledger.kafka.clients import transactional_producer
+from ledger.kafka.principals import ADMIN
 from ledger.replica import Replica, RestoredReplica
 from ledger.settings import TOPIC_SNAPSHOTS, Settings
 from ledger.snapshots import snapshot_chunks
@@ -45,18 +46,18 @@ async def topic(settings: Settings) -> AsyncIterator[str]:
     """A fresh two-partition topic configured like ledger.snapshots (compacted)."""
     name = unique_topic_name("snapshots")
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
+        settings.kafka(ADMIN),
         {name: 2},
         replication=1,
         extra_configs={name: LEDGER_TOPIC_CONFIGS[TOPIC_SNAPSHOTS]},
     )
     yield name
-    await delete_topics(settings.kafka_bootstrap_servers, [name])
+    await delete_topics(settings.kafka(ADMIN), [name])
 
 
 @pytest.fixture
 async def producer(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaProducer]:
-    writer = transactional_producer(settings.kafka_bootstrap_servers, f"{topic}-writer")
+    writer = transactional_producer(settings.kafka(ADMIN), f"{topic}-writer")
     await writer.start()
     yield writer
     await writer.stop()
@@ -95,7 +96,7 @@ def height_offset(replica: Replica) -> int:
 
 async def read(settings: Settings, topic: str) -> RestoredReplica | None:
     return await read_snapshot(
-        settings.kafka_bootstrap_servers, partition, trusted_sealer_key=sealer_key, topic=topic
+        settings.kafka(ADMIN), partition, trusted_sealer_key=sealer_key, topic=topic
     )
 
 

@@ -30,6 +30,7 @@ from ledger.blocks import build_block
 from ledger.client.publisher import Publisher, Refused, Sealed
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.principals import ADMIN
 from ledger.model import Envelope, Hold, Posting, RejectionRecord, Transfer
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from ledger.signing import Signer, build_tx_body
@@ -332,7 +333,7 @@ async def test_a_start_re_reads_below_the_committed_offsets(stats_app: faust.App
 
 async def latest_summary(settings: Settings) -> Summary | None:
     """The newest summary on ledger.stats, or None when there is none."""
-    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-stats-tests")
+    consumer = committed_reader(settings.kafka(ADMIN), "ledger-stats-tests")
     partition = TopicPartition(TOPIC_STATS, 0)
     await consumer.start()
     try:
@@ -353,7 +354,7 @@ async def read_rejections(
 ) -> tuple[list[tuple[int, RejectionRecord]], int]:
     """The committed rejections of ``partition`` from ``start`` (None: none) to its end offset,
     and that end offset."""
-    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-stats-tests")
+    consumer = committed_reader(settings.kafka(ADMIN), "ledger-stats-tests")
     topic_partition = TopicPartition(TOPIC_REJECTIONS, partition)
     await consumer.start()
     try:
@@ -414,7 +415,7 @@ async def test_windows_agree_with_postgresql(settings: Settings, test_ledger: Te
         Envelope(envelope.body, envelope.public_key, bytes(64), envelope.body_version)
     )
     _, rejections_start = await read_rejections(settings, partition)
-    async with Publisher(settings.kafka_bootstrap_servers, client_id="ledger-stats-tests") as pub:
+    async with Publisher(settings.kafka(ADMIN), client_id="ledger-stats-tests") as pub:
         outcomes = await pub.submit_and_wait(
             [*good, bad_signature, pay(insufficient_amount)], timeout_s=wait_s
         )

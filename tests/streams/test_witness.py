@@ -25,6 +25,8 @@ from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, block_hash, build_block
+from ledger.kafka.access import KafkaAccess
+from ledger.kafka.principals import ADMIN
 from ledger.model import (
     Attest,
     Block,
@@ -122,14 +124,14 @@ class Chain:
 @dataclass
 class Topics:
     names: WitnessTopics
-    bootstrap: str
+    kafka: KafkaAccess
 
     async def write(self, *blocks: Block) -> None:
         values = [codec.encode_block(block) for block in blocks]
-        await write_values(self.bootstrap, self.names.blocks, 0, values, transactional=True)
+        await write_values(self.kafka, self.names.blocks, 0, values, transactional=True)
 
     async def read(self, topic: str) -> list[bytes]:
-        return await read_values(self.bootstrap, topic)
+        return await read_values(self.kafka, topic)
 
     async def cosigned_heights(self) -> list[int]:
         cosignatures = [
@@ -147,16 +149,14 @@ async def topics(settings: Settings) -> AsyncIterator[Topics]:
         unique_topic_name("witness-evidence"),
     )
     for name in (names.blocks, names.cosignatures, names.evidence):
-        await create_topic(settings.kafka_bootstrap_servers, name, 1)
-    yield Topics(names, settings.kafka_bootstrap_servers)
-    await delete_topics(
-        settings.kafka_bootstrap_servers, [names.blocks, names.cosignatures, names.evidence]
-    )
+        await create_topic(settings.kafka(ADMIN), name, 1)
+    yield Topics(names, settings.kafka(ADMIN))
+    await delete_topics(settings.kafka(ADMIN), [names.blocks, names.cosignatures, names.evidence])
 
 
 @contextlib.asynccontextmanager
 async def running(topics: Topics, signer: Signer, directory: Path) -> AsyncIterator[Witness]:
-    witness = Witness(topics.bootstrap, [LEDGER], "test", signer, directory, topics.names)
+    witness = Witness(topics.kafka, [LEDGER], "test", signer, directory, topics.names)
     task = asyncio.create_task(witness.run())
     try:
         yield witness

@@ -13,6 +13,7 @@ from support.ledger_fixture import TestLedger
 from support.waiting import eventually
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.local.metrics_ports import metrics_ports
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
@@ -123,7 +124,7 @@ async def test_a_known_load_moves_verify_sequencer_and_projector_counters(
     alice = test_ledger.signer("alice")
     postings = (Posting("alice", "USD", -1), Posting("bob", "USD", 1))
     envelopes = [alice.sign(build_tx_body("main", Transfer(postings))) for _ in range(load_count)]
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         outcomes = await publisher.submit_and_wait(envelopes, timeout_s=60.0)
     assert all(isinstance(outcome, Sealed) for outcome in outcomes), outcomes
     top_height = max(outcome.height for outcome in outcomes if isinstance(outcome, Sealed))

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import OpenAccount, Operation, Posting, RegisterKey, Transfer
 from ledger.settings import Settings
 from ledger.signing import Signer, build_tx_body, save_private_key
@@ -72,7 +73,7 @@ def publish_stages(
     """Publish each stage once the one before is sealed; every transaction must be sealed."""
 
     async def publish() -> None:
-        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        async with Publisher(settings.kafka(ADMIN)) as publisher:
             for stage in stages:
                 envelopes = [signer.sign(build_tx_body(ledger.ledger, op)) for signer, op in stage]
                 outcomes = await publisher.submit_and_wait(envelopes, timeout_s=setup_wait_s)

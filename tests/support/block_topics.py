@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from ledger import codec, limits, signing
 from ledger.blocks import ChainCheckpoint, build_block
+from ledger.kafka.access import KafkaAccess
 from ledger.kafka.admin import ensure_topics
-from ledger.kafka.clients import committed_reader
+from ledger.kafka.clients import admin_client, committed_reader
 from ledger.model import Attest, Block
 
 FORENSIC_LEDGER = "forensic"
@@ -81,12 +81,12 @@ def build_chain(
     return SealedChain(chain_blocks, checkpoints, sealer, author)
 
 
-async def create_topic(bootstrap_servers: str, name: str, partition_count: int) -> None:
-    await ensure_topics(bootstrap_servers, {name: partition_count}, replication=1)
+async def create_topic(kafka: KafkaAccess, name: str, partition_count: int) -> None:
+    await ensure_topics(kafka, {name: partition_count}, replication=1)
 
 
-async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+async def delete_topics(kafka: KafkaAccess, names: Sequence[str]) -> None:
+    admin = admin_client(kafka, "ledger-tests", timeout_ms=10_000)
     await admin.start()
     try:
         await admin.delete_topics(list(names), timeout_ms=10_000)
@@ -95,7 +95,7 @@ async def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
 
 
 async def write_values(
-    bootstrap_servers: str,
+    kafka: KafkaAccess,
     topic: str,
     partition: int,
     values: Sequence[bytes],
@@ -105,7 +105,7 @@ async def write_values(
     """Produce ``values`` in order; ``transactional`` puts each in its own committed transaction
     (as the sequencer does), so commit markers take offsets between the blocks."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.client_options(),
         acks="all",
         enable_idempotence=True,
         transactional_id=f"{topic}-{partition}-writer" if transactional else None,
@@ -124,16 +124,14 @@ async def write_values(
 
 
 async def read_values(
-    bootstrap_servers: str,
+    kafka: KafkaAccess,
     topic: str,
     partition: int = 0,
     isolation_level: str = "read_committed",
 ) -> list[bytes]:
     """Every value of ``topic[partition]`` up to its end now, as a reader with
     ``isolation_level`` sees them (read_committed skips aborted transactions)."""
-    consumer = committed_reader(
-        bootstrap_servers, "test-read-values", isolation_level=isolation_level
-    )
+    consumer = committed_reader(kafka, "test-read-values", isolation_level=isolation_level)
     await consumer.start()
     try:
         topic_partition = TopicPartition(topic, partition)

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from ledger.client.publisher import Publisher, Sealed
+from ledger.kafka.principals import ADMIN
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import build_tx_body
@@ -44,9 +45,7 @@ async def transfers_to_bob(
             build_tx_body(test_ledger.ledger, Transfer(postings), external_ref=reference)
         )
 
-    async with Publisher(
-        settings.kafka_bootstrap_servers, client_id="ledger-explorer-tests"
-    ) as publisher:
+    async with Publisher(settings.kafka(ADMIN), client_id="ledger-explorer-tests") as publisher:
         outcomes = await publisher.submit_and_wait(
             [transfer(amount, external_ref) for amount in amounts], timeout_s=sealed_wait_s
         )

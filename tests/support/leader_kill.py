@@ -19,6 +19,7 @@ from ledger import codec
 from ledger.client.publisher import Publisher
 from ledger.client.reader import BlockReader
 from ledger.kafka.admin import describe_topics
+from ledger.kafka.principals import ADMIN
 from ledger.local.stack import kafka_cluster, running_workers, worker_commands
 from ledger.settings import Settings
 from ledger.tools.demo import ensure_demo_ledger, ensure_load_accounts
@@ -39,11 +40,11 @@ async def main(count: int) -> dict[str, object]:
     envelopes = transfers(accounts, count, 1, [now_ms + 2 * i for i in range(count)], seed=now_ms)
     ours = {codec.decode_submission(envelope)[1].tx_id for envelope in envelopes}
     cluster = kafka_cluster(settings)
-    [blocks] = await describe_topics(settings.kafka_bootstrap_servers, ["ledger.blocks"])
+    [blocks] = await describe_topics(settings.kafka(ADMIN), ["ledger.blocks"])
     leader = blocks["partitions"][0]["leader"]
     pids_before = running_workers(settings)
     started_ms = int(time.time() * 1000)
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         for start in range(0, count, chunk_count):
             await publisher.submit_many(envelopes[start : start + chunk_count])
             if start == count // 3 // chunk_count * chunk_count:
@@ -63,9 +64,7 @@ async def main(count: int) -> dict[str, object]:
     while True:
         sealed: collections.Counter[bytes] = collections.Counter()
         times = []
-        async with BlockReader(
-            settings.kafka_bootstrap_servers, demo.ledger, partition=0
-        ) as reader:
+        async with BlockReader(settings.kafka(ADMIN), demo.ledger, partition=0) as reader:
             async for item in reader:
                 if item.block.header.sealed_at_ms >= started_ms:
                     times.append(item.block.header.sealed_at_ms)

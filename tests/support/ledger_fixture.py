@@ -32,6 +32,7 @@ import pytest
 from ledger import codec
 from ledger.client.reader import BlockReader
 from ledger.errors import LedgerError
+from ledger.kafka.principals import ADMIN
 from ledger.model import Block
 from ledger.settings import Settings
 from ledger.signing import Signer, load_private_key
@@ -101,9 +102,7 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 async def _block_zero(settings: Settings) -> Block | None:
-    async with BlockReader(
-        settings.kafka_bootstrap_servers, LEDGER, client_id="ledger-tests"
-    ) as reader:
+    async with BlockReader(settings.kafka(ADMIN), LEDGER, client_id="ledger-tests") as reader:
         async for item in reader:
             return item.block
     return None

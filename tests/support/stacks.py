@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
+from unittest import mock
 
+from ledger.kafka.access import KafkaAccess
+from ledger.kafka.principals import ADMIN
 from ledger.local.postgres import cluster_directory
 from ledger.settings import REPO_ROOT, Settings
 from support.cli import run_ledger
@@ -43,3 +47,9 @@ def isolated_stack(
         run_ledger("down", env=env)
         for directory in directories:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def stack_kafka(env: dict[str, str], principal: str = ADMIN) -> KafkaAccess:
+    """How a test reaches the Kafka of the stack ``env`` describes, as ``principal``."""
+    with mock.patch.dict(os.environ, env):
+        return Settings.from_env().kafka(principal)

@@ -27,6 +27,7 @@ import asyncpg
 from ledger import codec
 from ledger.client.publisher import Publisher
 from ledger.errors import InfraError
+from ledger.kafka.principals import PUBLISHER
 from ledger.local.stack import kafka_cluster, postgres_cluster, running_workers
 from ledger.settings import Settings
 from ledger.signing import Signer, signature_ok
@@ -208,7 +209,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         )
     tx_ids = [codec.decode_body_head(codec.decode_envelope(e).body).tx_id for e in envelopes]
     connection = await asyncpg.connect(settings.database_url, timeout=10)
-    publisher = Publisher(settings.kafka_bootstrap_servers, client_id="ledger-bench")
+    publisher = Publisher(settings.kafka(PUBLISHER), client_id="ledger-bench")
     try:
         await publisher.start()
         first_seqs = {

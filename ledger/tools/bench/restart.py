@@ -23,6 +23,7 @@ import asyncpg
 
 from ledger.client.publisher import Publisher, Sealed
 from ledger.errors import InfraError
+from ledger.kafka.principals import PUBLISHER
 from ledger.local import process
 from ledger.local.stack import start_worker, worker_commands, worker_files
 from ledger.settings import Settings
@@ -45,7 +46,7 @@ async def run_restart_bench(settings: Settings) -> dict[str, Any]:
         )
         [envelope] = transfers(accounts, 1, 1, [int(time.time() * 1000)], validity_ms=120_000)
         async with Publisher(
-            settings.kafka_bootstrap_servers, client_id="ledger-bench-restart"
+            settings.kafka(PUBLISHER), client_id="ledger-bench-restart"
         ) as publisher:
             await publisher.submit_and_wait(
                 transfers(accounts, 1, 1, [int(time.time() * 1000)], validity_ms=60_000)

@@ -12,6 +12,7 @@ from support.waiting import eventually
 from ledger import limits
 from ledger.client.publisher import Outcome, Publisher
 from ledger.kafka.blockstream import read_blocks
+from ledger.kafka.principals import ADMIN
 from ledger.replica import Replica
 from ledger.settings import TOPIC_SUBMISSIONS, Settings
 
@@ -19,14 +20,14 @@ wait_s = 60.0
 
 
 async def submit_and_wait(settings: Settings, envelopes: Sequence[bytes]) -> list[Outcome]:
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         return await publisher.submit_and_wait(envelopes, timeout_s=wait_s)
 
 
 async def publish_raw(settings: Settings, values: Sequence[bytes]) -> list[tuple[int, int]]:
     """Publish arbitrary bytes to ledger.submissions; returns (partition, offset) of each."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka(ADMIN).client_options(),
         acks="all",
         enable_idempotence=True,
         max_request_size=limits.message_bytes_max,
@@ -67,7 +68,7 @@ async def replay_chain(
     assert partition is not None
     replica = Replica(ledger)
     tx_ids: list[bytes] = []
-    async for message in read_blocks(settings.kafka_bootstrap_servers, partition):
+    async for message in read_blocks(settings.kafka(ADMIN), partition):
         if until_height is not None and message.block.header.height > until_height:
             break
         replica.apply_block(message.block)

@@ -15,6 +15,7 @@ from support.ledger_fixture import TestLedger
 
 from ledger import codec
 from ledger.client.publisher import Publisher
+from ledger.kafka.principals import ADMIN
 from ledger.local import process
 from ledger.local.stack import start_worker, worker_commands, worker_files
 from ledger.settings import Settings
@@ -78,7 +79,7 @@ async def test_kill_9_during_load(settings: Settings, test_ledger: TestLedger) -
     stop = asyncio.Event()
     killing = asyncio.create_task(killer(settings, rng, stop))
     try:
-        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        async with Publisher(settings.kafka(ADMIN)) as publisher:
             for start in range(0, transaction_count, publish_chunk_count):
                 await publisher.submit_many(envelopes[start : start + publish_chunk_count])
                 await asyncio.sleep(0.4)

@@ -25,6 +25,7 @@ from ledger.client.queries import NotFound
 from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader, idempotent_producer
+from ledger.kafka.principals import ADMIN
 from ledger.local import process
 from ledger.local.stack import start_worker, witness_public_keys, worker_commands, worker_files
 from ledger.local.workers import hold, release
@@ -121,7 +122,7 @@ async def test_a_transfer_awaited_until_final_comes_back_final(
     """submit_and_wait(until="final") under the local witnesses' policy returns Sealed(final=True),
     and PostgreSQL eventually says the transaction is final too."""
     tx_id, envelope = transfer(test_ledger)
-    async with Publisher(settings.kafka_bootstrap_servers, witness_policy=policy(settings)) as pub:
+    async with Publisher(settings.kafka(ADMIN), witness_policy=policy(settings)) as pub:
         [outcome] = await pub.submit_and_wait([envelope], outcome_wait_s, until="final")
     assert isinstance(outcome, Sealed), outcome
     assert outcome.tx_id == tx_id and outcome.final is True
@@ -142,9 +143,7 @@ async def test_finality_needs_two_of_three_witnesses(
     async with restarted_in_the_end(settings, ["witness-1", "witness-2"]):
         await kill_9(settings, "witness-1")
         tx_id, envelope = transfer(test_ledger)
-        async with Publisher(
-            settings.kafka_bootstrap_servers, witness_policy=policy(settings)
-        ) as publisher:
+        async with Publisher(settings.kafka(ADMIN), witness_policy=policy(settings)) as publisher:
             [outcome] = await publisher.submit_and_wait([envelope], outcome_wait_s, until="final")
             assert isinstance(outcome, Sealed) and outcome.tx_id == tx_id, outcome
             assert outcome.final is True, "two of three witnesses run: the block must be final"
@@ -201,7 +200,7 @@ async def cosignatures_in_kafka(
     partition = settings.shard_partition("main")
     assert partition is not None
     topic_partition = TopicPartition(TOPIC_COSIGNATURES, partition)
-    reader = committed_reader(settings.kafka_bootstrap_servers, "test-finality-cosignatures")
+    reader = committed_reader(settings.kafka(ADMIN), "test-finality-cosignatures")
     await reader.start()
     try:
         reader.assign([topic_partition])
@@ -259,7 +258,7 @@ async def test_a_witness_killed_during_load_cosigns_every_block_once(
 
         async def load() -> list[object]:
             outcomes: list[object] = []
-            async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+            async with Publisher(settings.kafka(ADMIN)) as publisher:
                 for first in range(0, load_count, load_chunk_count):
                     chunk = envelopes[first : first + load_chunk_count]
                     outcomes += await publisher.submit_and_wait(chunk, outcome_wait_s)
@@ -360,7 +359,7 @@ async def test_bad_messages_on_the_cosignature_topic_never_count(
     over another block than the chain's: each is a row of ledger.ignored_messages with its
     reason, and none is a vote."""
     tx_id, envelope = transfer(test_ledger)
-    async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+    async with Publisher(settings.kafka(ADMIN)) as publisher:
         [outcome] = await publisher.submit_and_wait([envelope], outcome_wait_s)
     assert isinstance(outcome, Sealed)
     connection = await asyncpg.connect(settings.database_url)
@@ -393,9 +392,7 @@ async def test_bad_messages_on_the_cosignature_topic_never_count(
             codec.encode_cosignature(cosign(stranger, header, bytes(row["hash"]), 0)),
             codec.encode_cosignature(cosign(witness, header, bytes(32), 0)),
         ]
-        producer = idempotent_producer(
-            settings.kafka_bootstrap_servers, "test-finality", linger_ms=0
-        )
+        producer = idempotent_producer(settings.kafka(ADMIN), "test-finality", linger_ms=0)
         await producer.start()
         try:
             sent = [
@@ -440,14 +437,14 @@ async def test_a_block_reader_with_a_witness_policy_yields_only_final_blocks(
         for name in ("witness-1", "witness-2"):
             await kill_9(settings, name)
         tx_id, envelope = transfer(test_ledger)
-        async with Publisher(settings.kafka_bootstrap_servers) as publisher:
+        async with Publisher(settings.kafka(ADMIN)) as publisher:
             [outcome] = await publisher.submit_and_wait([envelope], outcome_wait_s)
         assert isinstance(outcome, Sealed)
 
         async def newest(witness_policy: WitnessPolicy | None) -> int:
             height = -1
             async with BlockReader(
-                settings.kafka_bootstrap_servers,
+                settings.kafka(ADMIN),
                 test_ledger.ledger,
                 witness_policy=witness_policy,
             ) as reader:

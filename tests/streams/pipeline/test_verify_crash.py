@@ -39,6 +39,7 @@ from ledger.blocks import block_hash
 from ledger.client.publisher import Publisher
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import VERIFY_GROUP, committed_reader
+from ledger.kafka.principals import ADMIN
 from ledger.local import process
 from ledger.local.stack import worker_commands, worker_files
 from ledger.model import Block, RejectionRecord
@@ -128,8 +129,7 @@ async def test_kill_9_between_forwarding_and_committing_loses_and_duplicates_not
     async def sealed_past_verified_end() -> bool:
         start = topics.starts[topics.blocks]
         blocks[:] = [
-            message.block
-            async for message in read_blocks(settings.kafka_bootstrap_servers, shard, start)
+            message.block async for message in read_blocks(settings.kafka(ADMIN), shard, start)
         ]
         return bool(blocks) and blocks[-1].header.source_offset_end >= verified_end
 
@@ -243,7 +243,7 @@ async def killer(
     most likely not committed yet). Returns the number of kills."""
     kills = 0
     watcher = committed_reader(
-        settings.kafka_bootstrap_servers,
+        settings.kafka(ADMIN),
         "ledger-tests-verify-crash-watcher",
         isolation_level="read_uncommitted",
         fetch_max_wait_ms=50,
@@ -337,7 +337,7 @@ async def publish_steadily(
     """Pre-signed transfers in chunks at a steady rate until ``stop`` (or until they run out);
     records where each tx_id was stored. Back-pressure is off: a rebalance's backlog is the
     point."""
-    async with Publisher(settings.kafka_bootstrap_servers, backlog_max=None) as publisher:
+    async with Publisher(settings.kafka(ADMIN), backlog_max=None) as publisher:
         for start in range(0, len(envelopes), publish_chunk_count):
             if stop.is_set():
                 return
@@ -364,9 +364,9 @@ async def kafka_clients(
     settings: Settings,
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaAdminClient]]:
     """A consumer for end offsets and an admin client for the verify group, both started."""
-    probe = committed_reader(settings.kafka_bootstrap_servers, "ledger-tests-verify-crash")
+    probe = committed_reader(settings.kafka(ADMIN), "ledger-tests-verify-crash")
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="ledger-tests-verify-crash"
+        **settings.kafka(ADMIN).client_options(), client_id="ledger-tests-verify-crash"
     )
     await probe.start()
     try:
@@ -412,7 +412,7 @@ async def end_offsets(
 
 async def read_range(settings: Settings, topic_partition: TopicPartition, start: int) -> list[Any]:
     """Every committed message of one partition from ``start`` to its current end."""
-    consumer = committed_reader(settings.kafka_bootstrap_servers, "ledger-tests-verify-crash")
+    consumer = committed_reader(settings.kafka(ADMIN), "ledger-tests-verify-crash")
     await consumer.start()
     try:
         consumer.assign([topic_partition])
