@@ -3,6 +3,11 @@
 A statement line says "reference R moved AMOUNT on ACCOUNT". The ledger's side of the same fact
 is the sum of the postings on ACCOUNT of the sealed transactions whose ``external_ref`` is R.
 Each (reference, account) pair ends up in exactly one bucket of the report.
+
+A transaction with confidential fields carries its reference encrypted: only a recipient reads
+it. A party reconciling with its key decrypts the confidential transactions encrypted to it
+(``opened_entries``) and matches their references like the others; one that does not open is
+reported ``unreadable``, never silently left out.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ledger.errors import ConfigError
+from ledger import codec
+from ledger.confidential import open_confidential
+from ledger.errors import ConfidentialError, ConfigError, DecodeError
+from ledger.signing import Signer
 
 statement_lines_max_count = 1_000_000
 """A statement bigger than this is a bulk export, not a reconciliation run: split it by day."""
@@ -42,6 +50,17 @@ class LedgerEntry:
     height: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConfidentialCandidate:
+    """A sealed transaction encrypted to the reconciling key, with its postings (account, asset,
+    amount) on the statement's accounts."""
+
+    seq: int
+    height: int
+    envelope: bytes
+    postings: tuple[tuple[str, str, int], ...]
+
+
 @dataclass
 class Report:
     matched: list[dict[str, object]] = field(default_factory=list)
@@ -49,6 +68,8 @@ class Report:
     missing_in_ledger: list[dict[str, object]] = field(default_factory=list)
     missing_in_statement: list[dict[str, object]] = field(default_factory=list)
     duplicate_in_statement: list[dict[str, object]] = field(default_factory=list)
+    unreadable: list[dict[str, object]] = field(default_factory=list)
+    """Confidential transactions encrypted to the reconciling key that do not open."""
 
     @property
     def clean(self) -> bool:
@@ -57,6 +78,7 @@ class Report:
             or self.missing_in_ledger
             or self.missing_in_statement
             or self.duplicate_in_statement
+            or self.unreadable
         )
 
     def counts(self) -> dict[str, int]:
@@ -69,6 +91,7 @@ class Report:
             "missing_in_ledger": self.missing_in_ledger,
             "missing_in_statement": self.missing_in_statement,
             "duplicate_in_statement": self.duplicate_in_statement,
+            "unreadable": self.unreadable,
         }
 
 
@@ -103,19 +126,50 @@ def parse_statement(text: str) -> list[StatementLine]:
     return lines
 
 
+def opened_entries(
+    candidates: Iterable[ConfidentialCandidate], signer: Signer, references: Collection[str] | None
+) -> tuple[list[LedgerEntry], list[dict[str, object]]]:
+    """The ledger entries of ``candidates`` once ``signer`` decrypted their references: those
+    in ``references``, or, when None (a period is reconciled), every one that has a reference;
+    and the candidates that did not open, each with the reason (the ``unreadable`` bucket)."""
+    entries: list[LedgerEntry] = []
+    unreadable: list[dict[str, object]] = []
+    for candidate in candidates:
+        try:
+            _, body = codec.decode_submission(candidate.envelope, checked=True)
+            external_ref = open_confidential(body, signer).external_ref
+        except (ConfidentialError, DecodeError) as exc:
+            unreadable.append(
+                {"seq": candidate.seq, "height": candidate.height, "reason": str(exc)}
+            )
+            continue
+        if external_ref is None or (references is not None and external_ref not in references):
+            continue
+        entries += [
+            LedgerEntry(external_ref, account, asset, amount, candidate.seq, candidate.height)
+            for account, asset, amount in candidate.postings
+        ]
+    return entries, unreadable
+
+
 def reconcile(
-    lines: Sequence[StatementLine], entries: Iterable[LedgerEntry], *, report_unexpected: bool
+    lines: Sequence[StatementLine],
+    entries: Iterable[LedgerEntry],
+    *,
+    report_unexpected: bool,
+    unreadable: Sequence[dict[str, object]] = (),
 ) -> Report:
     """Sort every (reference, account) pair into one bucket.
 
     ``entries`` must hold the ledger postings of every reference in ``lines``, and, when
     ``report_unexpected``, every posting with a reference in the period the statement covers:
-    those without a statement line are reported as missing_in_statement.
+    those without a statement line are reported as missing_in_statement. ``unreadable``: what
+    ``opened_entries`` could not open, reported as it is.
     """
     ledger_side: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
     for entry in entries:
         ledger_side[(entry.external_ref, entry.account)].append(entry)
-    report = Report()
+    report = Report(unreadable=list(unreadable))
     seen: set[tuple[str, str]] = set()
     for line in lines:
         key = (line.external_ref, line.account)

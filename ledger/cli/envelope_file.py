@@ -123,6 +123,7 @@ def summary(envelope: Envelope, body: TxBody) -> dict[str, Any]:
         "expires_at_ms": body.expires_at_ms,
         "memo": body.memo,
         "external_ref": body.external_ref,
+        "confidential_to": list(body.confidential.key_ids()) if body.confidential else None,
         "signers": signer_ids(envelope),
     }
 
@@ -155,6 +156,11 @@ def summary_lines(envelope: Envelope, body: TxBody) -> list[str]:
         lines.append(f"memo: {body.memo}")
     if body.external_ref is not None:
         lines.append(f"external ref: {body.external_ref}")
+    if body.confidential is not None:
+        lines.append(
+            "memo, external ref and metadata encrypted to: "
+            + ", ".join(body.confidential.key_ids())
+        )
     lines.append(f"signers (the first submits): {', '.join(signer_ids(envelope))}")
     return lines
 

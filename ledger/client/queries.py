@@ -7,14 +7,23 @@ they were read at, and ``tx`` falls back to the rejection record when nothing wa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 
-from ledger.errors import InfraError, LedgerError
+from ledger.errors import ConfigError, InfraError, LedgerError, RecipientKeyError
+from ledger.signing import key_id, public_key_bytes
 
 connect_timeout_s = 10.0
+
+_key_id_chars = 32
+"""A key_id: 16 bytes in hex."""
+
+confidential_candidates_max_count = 100_000
+"""Confidential transactions one reconciliation decrypts (about 150 µs each): a bigger set is a
+period to split (--since/--until), not one run."""
 
 
 class NotFound(LedgerError):
@@ -84,7 +93,7 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
     try:
         sealed = await connection.fetchrow(
             "SELECT t.ledger, t.seq, t.height, t.index_in_block, t.kind, t.key_id, t.created_at,"
-            " t.sealed_at, t.external_ref, t.memo, t.cosigners, t.metadata,"
+            " t.sealed_at, t.external_ref, t.memo, t.cosigners, t.metadata, t.confidential_to,"
             " encode(o.tx_id, 'hex') AS reverses"
             " FROM ledger.transactions t LEFT JOIN ledger.transactions o"
             " ON o.ledger = t.ledger AND o.seq = t.reverses WHERE t.tx_id = $1",
@@ -144,6 +153,122 @@ async def transaction(database_url: str, tx_id: bytes) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def sealed_envelope(database_url: str, tx_id: bytes) -> bytes:
+    """The exact envelope bytes of sealed transaction ``tx_id``, as the projector stored them
+    (check them against the chain with a proof when it matters); NotFound when none."""
+    connection = await _connect(database_url)
+    try:
+        envelope = await connection.fetchval(
+            "SELECT envelope FROM ledger.transactions WHERE tx_id = $1", tx_id
+        )
+    finally:
+        await connection.close()
+    if envelope is None:
+        raise NotFound(f"transaction {tx_id.hex()} is not sealed (yet)")
+    return bytes(envelope)
+
+
+async def recipient_keys(database_url: str, ledger: str, names: Sequence[str]) -> list[bytes]:
+    """The Ed25519 public keys of ``names``, each a public key (64 hex digits), taken as it is,
+    or a key_id (32) of a key registered on ``ledger`` and not revoked.
+
+    A key_id is a fingerprint: the key found for it must hash to it, so a row of PostgreSQL (or
+    whoever can write one) cannot put another key in its place. RecipientKeyError names a name
+    that is neither, or a key_id that is unknown or revoked.
+    """
+    names = [name.lower() for name in names]
+    key_ids = [name for name in names if len(name) == _key_id_chars]
+    found: dict[str, tuple[bytes, int | None]] = {}
+    if key_ids:
+        connection = await _connect(database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT key_id, public_key, revoked_height FROM ledger.keys"
+                " WHERE ledger = $1 AND key_id = ANY($2::text[])",
+                ledger,
+                key_ids,
+            )
+        finally:
+            await connection.close()
+        found = {row["key_id"]: (bytes(row["public_key"]), row["revoked_height"]) for row in rows}
+    return [_recipient_key(name, ledger, found) for name in names]
+
+
+def _recipient_key(name: str, ledger: str, found: dict[str, tuple[bytes, int | None]]) -> bytes:
+    if len(name) == 2 * public_key_bytes:
+        try:
+            return bytes.fromhex(name)
+        except ValueError:
+            raise RecipientKeyError(f"{name!r} is not a public key in hex") from None
+    if len(name) != _key_id_chars:
+        raise RecipientKeyError(
+            f"{name!r} is neither a key_id ({_key_id_chars} hex digits) nor a public key "
+            f"({2 * public_key_bytes})"
+        )
+    if name not in found:
+        raise RecipientKeyError(f"no key {name} is registered on ledger {ledger!r} (yet)")
+    public_key, revoked_height = found[name]
+    if key_id(public_key) != name:
+        raise RecipientKeyError(f"key {name}: the public key found does not hash to it")
+    if revoked_height is not None:
+        raise RecipientKeyError(f"key {name} was revoked at height {revoked_height}")
+    return public_key
+
+
+async def confidential_candidates(
+    database_url: str,
+    ledger: str,
+    recipient: str,
+    accounts: list[str],
+    since: Any = None,
+    until: Any = None,
+) -> list[Any]:
+    """Sealed transactions of ``ledger`` encrypted to key_id ``recipient`` that post to one of
+    ``accounts`` (sealed in [since, until) when given), with those postings: what a party
+    decrypts to reconcile by the external references only it can read."""
+    from ledger.reconcile import ConfidentialCandidate
+
+    connection = await _connect(database_url)
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT t.seq, t.height, t.envelope,
+                   array_agg(p.account ORDER BY p.posting_index) AS accounts,
+                   array_agg(p.asset ORDER BY p.posting_index) AS assets,
+                   array_agg(p.amount ORDER BY p.posting_index) AS amounts
+            FROM ledger.transactions t JOIN ledger.postings p USING (ledger, seq)
+            WHERE t.ledger = $1 AND t.confidential_to @> ARRAY[$2]::text[]
+              AND p.account = ANY($3::text[])
+              AND ($4::timestamptz IS NULL OR (t.sealed_at >= $4 AND t.sealed_at < $5))
+            GROUP BY t.seq, t.height, t.envelope
+            ORDER BY t.seq
+            LIMIT $6
+            """,
+            ledger,
+            recipient,
+            accounts,
+            since,
+            until,
+            confidential_candidates_max_count + 1,
+        )
+    finally:
+        await connection.close()
+    if len(rows) > confidential_candidates_max_count:
+        raise ConfigError(
+            f"more than {confidential_candidates_max_count:,} confidential transactions to "
+            f"key {recipient} on these accounts: reconcile a period at a time (--since/--until)"
+        )
+    return [
+        ConfidentialCandidate(
+            row["seq"],
+            row["height"],
+            bytes(row["envelope"]),
+            tuple(zip(row["accounts"], row["assets"], row["amounts"], strict=True)),
+        )
+        for row in rows
+    ]
 
 
 async def ledger_entries(

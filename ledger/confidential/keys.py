@@ -38,7 +38,7 @@ _point_bytes: Final = 32
 
 conversion_cache_count: Final = 1_024
 """Public keys whose X25519 form is remembered: a sender encrypts to the same few counterparties
-over and over, and one conversion costs three modular exponentiations (about 15 µs)."""
+over and over, and one conversion costs two 255-bit modular exponentiations (about 190 µs)."""
 
 
 @functools.lru_cache(maxsize=conversion_cache_count)
@@ -57,17 +57,18 @@ def x25519_public_key(ed25519_public_key: bytes) -> bytes:
     x_is_odd = encoded >> 255
     if y >= field_prime:
         raise RecipientKeyError("the public key is not canonical (y is not below p)")
+    if y == 1:  # x = 0: the identity, whatever the sign bit says
+        raise RecipientKeyError("the public key is the identity point (small order)")
     y_squared = y * y % field_prime
-    x_squared = (
-        (y_squared - 1) * pow(_edwards_d * y_squared + 1, field_prime - 2, field_prime)
-    ) % field_prime
+    curve_denominator = _edwards_d * y_squared + 1  # never 0: d is not a square mod p
+    # One inversion serves both quotients (each costs a 255-bit exponentiation, ~90 µs).
+    inverse = pow((1 - y) * curve_denominator, field_prime - 2, field_prime)
+    x_squared = (y_squared - 1) * (1 - y) * inverse % field_prime
     if x_squared == 0 and x_is_odd:
         raise RecipientKeyError("the public key is not canonical (x = 0 has no sign)")
     if pow(x_squared, (field_prime - 1) // 2, field_prime) > 1:
         raise RecipientKeyError("the public key is not a point of the Ed25519 curve")
-    if y == 1:
-        raise RecipientKeyError("the public key is the identity point (small order)")
-    u = (1 + y) * pow(1 - y, field_prime - 2, field_prime) % field_prime
+    u = (1 + y) * curve_denominator * inverse % field_prime
     if has_small_order(u):
         raise RecipientKeyError("the public key has small order")
     return u.to_bytes(_point_bytes, "little")

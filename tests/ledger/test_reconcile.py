@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from ledger import codec
+from ledger.confidential import make_confidential
 from ledger.errors import ConfigError
-from ledger.reconcile import LedgerEntry, parse_statement, reconcile
+from ledger.model import Posting, Transfer
+from ledger.reconcile import (
+    ConfidentialCandidate,
+    LedgerEntry,
+    opened_entries,
+    parse_statement,
+    reconcile,
+)
+from ledger.signing import Signer, build_tx_body
 
 STATEMENT = """external_ref,account,amount,asset
 INV-1,alice,-100,USD
@@ -67,3 +79,55 @@ def test_bad_statements_name_the_problem(text: str, words: str) -> None:
     """A statement that cannot be read says which column or line is wrong."""
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse_statement(text)
+
+
+ALICE, BOB, MALLORY = (Signer.generate() for _ in range(3))
+
+
+def candidate(seq: int, reference: str | None, recipients: list[Signer]) -> ConfidentialCandidate:
+    """A sealed transfer alice -> bob whose reference is encrypted to ``recipients``."""
+    op = Transfer((Posting("alice", "USD", -seq), Posting("bob", "USD", seq)))
+    body = build_tx_body("main", op, memo="m", external_ref=reference)
+    sealed = make_confidential(body, [signer.public_key for signer in recipients])
+    return ConfidentialCandidate(seq, seq // 10, ALICE.sign(sealed), (("alice", "USD", -seq),))
+
+
+def test_a_key_holder_matches_confidential_references() -> None:
+    """Bob's key reads the references encrypted to him: a statement line matches one, another
+    line is missing; with a period every readable reference counts."""
+    candidates = [
+        candidate(20, "INV-20", [ALICE, BOB]),
+        candidate(21, "INV-21", [ALICE, BOB]),
+        candidate(22, None, [ALICE, BOB]),
+    ]
+    entries, unreadable = opened_entries(candidates, BOB, {"INV-20", "INV-9"})
+    assert entries == [LedgerEntry("INV-20", "alice", "USD", -20, 20, 2)] and unreadable == []
+    lines = parse_statement("external_ref,account,amount\nINV-20,alice,-20\nINV-9,alice,-9\n")
+    report = reconcile(lines, entries, report_unexpected=False)
+    assert [item["external_ref"] for item in report.matched] == ["INV-20"]
+    assert [item["external_ref"] for item in report.missing_in_ledger] == ["INV-9"]
+    in_period, _ = opened_entries(candidates, BOB, None)
+    assert [entry.external_ref for entry in in_period] == ["INV-20", "INV-21"]
+
+
+def test_a_transaction_that_does_not_open_is_reported_unreadable() -> None:
+    """A candidate whose ciphertext was altered, or that names the key without opening for it,
+    lands in unreadable with its seq and reason, and the report is not clean."""
+    good = candidate(30, "INV-30", [ALICE, BOB])
+    _, body = codec.decode_submission(candidate(31, "INV-31", [ALICE, BOB]).envelope)
+    assert body.confidential is not None
+    broken = dataclasses.replace(
+        body,
+        confidential=dataclasses.replace(body.confidential, ciphertext=bytes(64)),
+    )
+    altered = ConfidentialCandidate(31, 3, ALICE.sign(broken), (("alice", "USD", -31),))
+    not_for_mallory = candidate(32, "INV-32", [ALICE, BOB])
+    entries, unreadable = opened_entries([good, altered], BOB, None)
+    assert [entry.seq for entry in entries] == [30]
+    assert [(item["seq"], "ciphertext" in str(item["reason"])) for item in unreadable] == [
+        (31, True)
+    ]
+    report = reconcile([], entries, report_unexpected=True, unreadable=unreadable)
+    assert not report.clean and report.counts()["unreadable"] == 1
+    _, refused = opened_entries([not_for_mallory], MALLORY, None)
+    assert "not a recipient" in str(refused[0]["reason"])
