@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -71,3 +72,26 @@ def start(worker: str) -> None:
     runs), and forget the supervisor's reasons to give it up."""
     started = stack.hand_back(Settings.from_env(), worker)
     click.echo(f"started {worker}" if started else f"{worker} already runs")
+
+
+@cli.command("kafka-acls")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Create the ACLs on the cluster, as the configured user (it may alter ACLs).",
+)
+def kafka_acls(apply: bool) -> None:
+    """The ACLs each ledger principal needs (README, "Authenticated Kafka"): as kafka-acls.sh
+    commands for an existing secured cluster, or created at once with --apply. `ledger up`
+    creates them on the local stack itself."""
+    from ledger.kafka.admin import ensure_acls
+    from ledger.kafka.principals import ADMIN, GRANTS
+
+    if not apply:
+        for grant in GRANTS:
+            click.echo(grant.acl_command())
+        return
+    settings = Settings.from_env()
+    kafka = settings.kafka(ADMIN)
+    asyncio.run(ensure_acls(kafka))
+    click.echo(f"{len(GRANTS)} ACLs present on {kafka}")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from support.cli import assert_one_line_error, run_ledger
 
+from ledger.cli import EXIT_INFRA
+from ledger.errors import InfraError
 from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import (
     GRANTS,
@@ -21,6 +25,7 @@ from ledger.kafka.principals import (
     Operation,
     Resource,
 )
+from ledger.local.kafka import KafkaCluster
 from ledger.local.stack import kafka_cluster
 from ledger.settings import (
     TOPIC_BLOCKS,
@@ -158,3 +163,35 @@ def test_passwords_are_private_files_and_never_in_a_process_list(settings: Setti
     ).stdout
     assert "java" in processes and "streams.worker" in processes
     assert not [secret for secret in secrets if secret in processes]
+
+
+def test_kafka_acls_prints_every_grant_and_applies_only_as_an_admin(settings: Settings) -> None:
+    printed = run_ledger("kafka-acls")
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert len(lines) == len(GRANTS) and all(line.startswith("kafka-acls.sh ") for line in lines)
+    assert any("User:sequencer --operation WRITE --topic ledger.blocks" in line for line in lines)
+    assert run_ledger("kafka-acls", "--apply").returncode == 0  # the local admin: a no-op
+    as_publisher = {
+        "LEDGER_KAFKA_USERNAME": PUBLISHER,
+        "LEDGER_KAFKA_PASSWORD_FILE": str(settings.kafka_credentials_dir / "publisher.password"),
+    }
+    refused = run_ledger("kafka-acls", "--apply", env=as_publisher)
+    line = assert_one_line_error(refused, EXIT_INFRA)
+    assert "ClusterAuthorizationFailedError" in line, line
+
+
+def test_a_cluster_keeps_the_authentication_it_was_formatted_with(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Its users live in its metadata, which only a format writes: `up` says how to go on."""
+    open_cluster = KafkaCluster(tmp_path / "cluster", settings.kafka_libs_dir, 1)
+    data_dir = open_cluster.nodes[0].data_dir
+    data_dir.mkdir(parents=True)
+    (data_dir / "meta.properties").write_text("cluster.id=x\n")  # formatted before auth existed
+    secured = KafkaCluster(
+        tmp_path / "cluster", settings.kafka_libs_dir, 1, credentials=tmp_path / "credentials"
+    )
+    with pytest.raises(InfraError, match="LEDGER_KAFKA_AUTH=none to run it as it is"):
+        secured._check_auth_mode()
+    open_cluster._check_auth_mode()  # the mode it has: fine
