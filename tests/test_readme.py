@@ -76,3 +76,15 @@ def test_treasury_flow_runs(test_ledger: TestLedger) -> None:
     assert "alice   |   4200" in result.stdout and "bob     |  -4200" in result.stdout
     assert "from the next block on, ledger main is sealed by" in result.stdout
     assert "sealer rotations followed" in result.stdout
+
+
+def test_confidential_fields_run(test_ledger: TestLedger) -> None:
+    """Bob reads the memo alice encrypted to him and reconciles by its reference; carol's key
+    is refused in one line; without a key the reference is not found."""
+    result = run_script(block_after("## Confidential fields", "bash"))
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "memo: Rent for March, flat 4b" in result.stdout.splitlines()
+    assert "confidential to: " in result.stdout
+    assert "carol cannot read it" in result.stdout and "is not a recipient of tx" in result.stderr
+    assert "matched 1, amount mismatch 0" in result.stdout
+    assert "without the key the reference is nowhere" in result.stdout
