@@ -3,8 +3,9 @@ package main
 // Building a signed Envelope from the project's .avsc files (docs/schemas.md).
 //
 //  1. Load ledger.v1.TxBody.avsc and cut it after its field "metadata": that is
-//     TxBody version 2 (today the whole file; a later version only appends
-//     fields, so the cut stays version 2). Load ledger.v1.Envelope.avsc whole.
+//     TxBody version 2 (version 3 appended "confidential"; a later version only
+//     appends fields, so the cut stays version 2). Load ledger.v1.Envelope.avsc
+//     whole.
 //  2. Encode the body with version 2, canonically: one block per array or map,
 //     no block byte sizes (hamba/avro writes them unless told not to).
 //  3. Sign b"ledger.v1.tx\x00" + those exact body bytes with Ed25519.
