@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.errors import ConfigError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +77,13 @@ class Settings:
     kafka_local_auth: bool
     """The local cluster authenticates its clients (SCRAM) and authorises them (ACLs):
     LEDGER_KAFKA_AUTH=scram, the default, or none."""
+    kafka_credentials_dir: Path
+    """One password file per principal, ``<principal>.password``: LEDGER_KAFKA_CREDENTIALS_DIR,
+    or the local cluster's, which ``ledger up`` writes (mode 0600)."""
+    kafka_per_role: bool
+    """Each process authenticates as its role's principal with the password from
+    ``kafka_credentials_dir``: on the local stack with authentication, or when
+    LEDGER_KAFKA_CREDENTIALS_DIR is set (and LEDGER_KAFKA_USERNAME is not)."""
     database_url: str = field(repr=False)
     """May carry a password: never in a repr (nor a log line made of one)."""
     shards: tuple[str, ...]
@@ -111,6 +118,8 @@ class Settings:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ",".join(
             f"127.0.0.1:{kafka_port + 2 * index}" for index in range(kafka_brokers)
         )
+        kafka_access = _kafka_access(bootstrap)
+        credentials_dir = os.environ.get("LEDGER_KAFKA_CREDENTIALS_DIR")
         kafka_auth = os.environ.get("LEDGER_KAFKA_AUTH") or "scram"
         if kafka_auth not in ("scram", "none"):
             raise ConfigError(f"LEDGER_KAFKA_AUTH={kafka_auth!r} must be scram or none")
@@ -123,8 +132,14 @@ class Settings:
             kafka_port=kafka_port,
             postgres_port=postgres_port,
             kafka_bootstrap_servers=bootstrap,
-            kafka_access=_kafka_access(bootstrap),
+            kafka_access=kafka_access,
             kafka_local_auth=kafka_auth == "scram",
+            kafka_credentials_dir=Path(credentials_dir or data_dir / "kafka" / "credentials"),
+            kafka_per_role=kafka_access.username is None
+            and (
+                bool(credentials_dir)
+                or ("KAFKA_BOOTSTRAP_SERVERS" not in os.environ and kafka_auth == "scram")
+            ),
             database_url=database_url,
             shards=shards,
             submission_partitions=_int("LEDGER_SUBMISSION_PARTITIONS", 4, 1, 1024),
@@ -150,27 +165,22 @@ class Settings:
             metrics_port_base=_port_base("LEDGER_METRICS_PORT_BASE", 19400),
         )
 
-    @property
-    def kafka_credentials_dir(self) -> Path:
-        """The local cluster's passwords, one file per principal, mode 0600 (``ledger up``)."""
-        return self.data_dir / "kafka" / "credentials"
-
     def kafka(self, principal: str) -> KafkaAccess:
         """How this process reaches Kafka acting as ``principal`` (``ledger.kafka.principals``).
 
-        Configured credentials (LEDGER_KAFKA_USERNAME) are this process's, whatever its role; on
-        the local stack each role has its own user, whose password ``ledger up`` wrote.
+        Configured credentials (LEDGER_KAFKA_USERNAME) are this process's, whatever its role.
+        Otherwise, with LEDGER_KAFKA_CREDENTIALS_DIR or on the local stack, each role is its own
+        user, its password in that directory.
         """
-        if self.kafka_access.username is not None or not (
-            self.local_kafka and self.kafka_local_auth
-        ):
+        if not self.kafka_per_role:
             return self.kafka_access
         password_file = self.kafka_credentials_dir / f"{principal}.password"
         try:
             password = password_file.read_text().strip()
-        except FileNotFoundError as exc:
+        except OSError as exc:
+            hint = "" if "LEDGER_KAFKA_CREDENTIALS_DIR" in os.environ else ": `ledger up` writes it"
             raise ConfigError(
-                f"no Kafka password for {principal} at {password_file}: `ledger up` creates it"
+                f"no Kafka password for {principal} at {password_file}{hint}"
             ) from exc
         return self.kafka_access.as_user(principal, password)
 

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ledger.errors import DecodeError, InfraError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 from ledger.kafka.clients import committed_reader, kafka_errors
 from ledger.replica import RestoredReplica, restore_snapshot
 from ledger.settings import TOPIC_SNAPSHOTS

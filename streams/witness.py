@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge
 from ledger import codec
 from ledger.blocks import block_hash
 from ledger.errors import ChainError, DecodeError, LedgerError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 from ledger.kafka.clients import committed_reader, idempotent_producer, send_batched
 from ledger.kafka.principals import WITNESS
 from ledger.model import Block, Cosignature, Evidence, Role

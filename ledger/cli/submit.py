@@ -35,8 +35,8 @@ from ledger.cli.envelope_file import (
 )
 from ledger.cli.keys import DEFAULT_PASSPHRASE_ENV, read_passphrase
 from ledger.errors import ConfidentialError, InfraError, LedgerError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import PUBLISHER
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Envelope, Operation, TxBody
 from ledger.settings import Settings
 

@@ -30,8 +30,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from ledger.errors import Backpressure, InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import admin_client, committed_reader, kafka_errors, request_timeout_ms
+from ledger.kafka_access import KafkaAccess
 
 BacklogPolicy = Literal["wait", "fail"]
 """What a publisher does when the backlog is over its limit: wait for it to shrink, or raise."""

@@ -13,8 +13,8 @@ from typing import Any
 from ledger.client.publisher import OutcomeWatcher, Publisher, Refused, Sealed
 from ledger.crossshard import Step, step_tx_id
 from ledger.errors import InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import kafka_errors
+from ledger.kafka_access import KafkaAccess
 
 completion_wait_s_default = 60.0
 

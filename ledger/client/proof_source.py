@@ -24,7 +24,7 @@ from typing import Any
 from ledger import blocks, codec
 from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError, InfraError, LedgerError, ProofError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Block, BlockHeader, Cosignature, SealedTx
 from ledger.proofs import build_consistency_proof, build_proof
 from ledger.settings import TOPIC_BLOCKS

@@ -35,8 +35,8 @@ from ledger.client.backlog import (
 )
 from ledger.client.partitioner import default_partitions
 from ledger.errors import Backpressure, DecodeError, InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
 from ledger.witnessing import FinalityTracker, WitnessPolicy

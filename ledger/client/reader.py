@@ -40,9 +40,9 @@ from aiokafka.errors import KafkaError
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import committed_reader
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Block, Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, Settings
 from ledger.witnessing import FinalityTracker, WitnessPolicy

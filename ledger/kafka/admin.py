@@ -16,9 +16,9 @@ from aiokafka.protocol.api import Request
 
 from ledger import codec, limits
 from ledger.errors import InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import admin_client, committed_reader, transactional_producer
 from ledger.kafka.principals import GRANTS, Grant
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Block
 from ledger.settings import (
     TOPIC_BLOCKS,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS
 

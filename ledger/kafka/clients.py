@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from ledger import limits
 from ledger.errors import InfraError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 
 VERIFY_GROUP = "ledger.verify"
 """Consumer group of the verify workers on ``ledger.submissions``: its committed offsets are

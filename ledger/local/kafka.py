@@ -20,8 +20,8 @@ from string import Template
 
 from ledger import limits
 from ledger.errors import InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import ADMIN
+from ledger.kafka_access import KafkaAccess
 from ledger.local import kafka_auth, process
 from ledger.settings import REPO_ROOT
 

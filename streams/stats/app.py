@@ -19,7 +19,7 @@ from prometheus_client import Counter
 
 from ledger import codec, limits
 from ledger.errors import DecodeError
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 from ledger.kafka.principals import STATS, STATS_APP
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from streams.stats.figures import (

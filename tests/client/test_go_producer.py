@@ -28,10 +28,10 @@ from support.waiting import eventually_sync
 
 from ledger import codec, signing
 from ledger.client.partitioner import default_partitions
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.admin import describe_topics
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN, PUBLISHER
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Transfer
 from ledger.settings import REPO_ROOT, TOPIC_SUBMISSIONS, Settings
 

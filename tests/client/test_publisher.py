@@ -14,9 +14,9 @@ from support.block_topics import create_topic, delete_topics, unique_topic_name
 from support.ledger_fixture import TestLedger, insufficient_amount
 
 from ledger.client.publisher import Publisher, Receipt, Refused, Sealed, submit_chunk_count_max
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
 from ledger.signing import build_tx_body

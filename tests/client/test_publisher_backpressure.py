@@ -20,9 +20,9 @@ from support.waiting import eventually
 
 from ledger.client.publisher import Publisher
 from ledger.errors import Backpressure
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN
+from ledger.kafka_access import KafkaAccess
 from ledger.settings import Settings
 
 pytestmark = pytest.mark.services

@@ -15,7 +15,6 @@ from support.cli import assert_one_line_error, run_ledger
 
 from ledger.cli import EXIT_INFRA
 from ledger.errors import InfraError
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import (
     GRANTS,
     PRINCIPALS,
@@ -25,6 +24,7 @@ from ledger.kafka.principals import (
     Operation,
     Resource,
 )
+from ledger.kafka_access import KafkaAccess
 from ledger.local.kafka import KafkaCluster
 from ledger.local.stack import kafka_cluster
 from ledger.settings import (

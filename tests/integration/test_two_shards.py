@@ -27,7 +27,7 @@ from ledger import codec
 from ledger.client.publisher import Publisher
 from ledger.client.reader import BlockReader
 from ledger.crossshard import AuditFinding, Destination, Step, audit, destination_memo, step_tx_id
-from ledger.kafka.access import KafkaAccess
+from ledger.kafka_access import KafkaAccess
 from ledger.local import process
 from ledger.model import Hold, Transfer
 from ledger.replica import Replica

@@ -98,7 +98,9 @@ def test_fastavro_reference_reads_the_same_record() -> None:
             codec.Transfer((codec.Posting("a", "EUR", -1), codec.Posting("b", "EUR", 1))),
         )
     )
-    record = schemaless_reader(io.BytesIO(raw), codec.TX_BODY_V1_SCHEMA, None, return_record_name=True)
+    record = schemaless_reader(
+        io.BytesIO(raw), codec.TX_BODY_V1_SCHEMA, None, return_record_name=True
+    )
     assert record["op"][0] == "ledger.v1.Transfer"
     assert codec._plain_transfer(raw) == general_path(raw)
 

@@ -25,8 +25,8 @@ from support.waiting import eventually
 
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, block_hash, build_block
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import ADMIN
+from ledger.kafka_access import KafkaAccess
 from ledger.model import (
     Attest,
     Block,

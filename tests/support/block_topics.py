@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from ledger import codec, limits, signing
 from ledger.blocks import ChainCheckpoint, build_block
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.admin import ensure_topics
 from ledger.kafka.clients import admin_client, committed_reader
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Attest, Block
 
 FORENSIC_LEDGER = "forensic"

@@ -9,8 +9,8 @@ import shutil
 from collections.abc import Iterator
 from unittest import mock
 
-from ledger.kafka.access import KafkaAccess
 from ledger.kafka.principals import ADMIN
+from ledger.kafka_access import KafkaAccess
 from ledger.local.postgres import cluster_directory
 from ledger.settings import REPO_ROOT, Settings
 from support.cli import run_ledger

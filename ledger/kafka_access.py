@@ -1,5 +1,8 @@
 """Where the Kafka cluster is and who a client is to it: the one value every client factory takes.
 
+Part of the core (no Kafka library): ``Settings`` builds it, ``ledger.kafka.clients`` turns it
+into a client's options.
+
 A ``KafkaAccess`` without a username connects anonymously (PLAINTEXT, or SSL with ``tls``); with
 one it authenticates with SASL (SCRAM-SHA-512 unless told otherwise). The password never appears
 in a repr or in ``str()``, so error messages may name the access freely.
@@ -57,12 +60,10 @@ class KafkaAccess:
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
-        from aiokafka.helpers import create_ssl_context  # only where TLS is asked for
-
-        context: ssl.SSLContext = create_ssl_context(
-            cafile=str(self.ca_file) if self.ca_file else None
+        # What aiokafka's create_ssl_context makes: verify the broker's certificate and name.
+        return ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file) if self.ca_file else None
         )
-        return context
 
     def client_options(self) -> dict[str, Any]:
         """The aiokafka keyword arguments that say where and who."""
