@@ -5,9 +5,12 @@
 #      :9090 that the project does not use), through apt, only when missing;
 #   2. the Kafka broker jars, resolved from Maven Central by infra/pom.xml into the data directory
 #      (Maven's local repository caches them, and a marker file skips the step entirely);
-#   3. the Python environment in .venv with the project installed editable with its dev extra
+#   3. the Schema Registry (Apicurio Registry), its application zip resolved from Maven Central by
+#      infra/registry/pom.xml and unpacked into .data/registry/app/<version> (Maven's local
+#      repository caches the zip, 109 MB; a marker file skips the step entirely);
+#   4. the Python environment in .venv with the project installed editable with its dev extra
 #      (skipped while pyproject.toml is unchanged);
-#   4. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
+#   5. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
 #      module cache and their compiled packages into its build cache (go mod download, go build:
 #      no-ops once done; the first build takes about two minutes, outside the test suite).
 set -euo pipefail
@@ -50,6 +53,18 @@ if [ ! -f "$libs/.complete-$pom_sum" ]; then
     -DoutputDirectory="$libs" -Dmdep.includeScope=runtime \
     || fail "Maven could not resolve Kafka $kafka_version (see the output above)"
   touch "$libs/.complete-$pom_sum"
+fi
+
+registry_version=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' infra/registry/pom.xml)
+registry_app="$root/.data/registry/app/$registry_version"
+if [ ! -f "$registry_app/.complete" ]; then
+  say "resolving Apicurio Registry $registry_version from Maven Central into $registry_app"
+  # Unpacked beside its final place and renamed: an interrupted run leaves no half application.
+  rm -rf "$registry_app" "$registry_app.partial"
+  mvn -q -B -f infra/registry/pom.xml dependency:unpack -Dregistry.directory="$registry_app.partial" \
+    || fail "Maven could not resolve Apicurio Registry $registry_version (see the output above)"
+  touch "$registry_app.partial/.complete"
+  mv "$registry_app.partial" "$registry_app"
 fi
 
 python=${PYTHON:-python3}

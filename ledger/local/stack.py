@@ -5,9 +5,12 @@ Order of ``up`` (each step is a no-op when already done):
   2. the ledger topics, with partition counts from the settings;
   3. PostgreSQL (when LEDGER_DATABASE_URL is not set), then wait for connections;
   4. the database migrations;
-  5. the local sealer and witness keys, when their files do not exist yet (local development
+  5. the Schema Registry (when LEDGER_SCHEMA_REGISTRY_URL is not set; its schemas in database
+     ``registry`` of that PostgreSQL), then every ledger schema registered in it, local or not,
+     before any worker asks for an id;
+  6. the local sealer and witness keys, when their files do not exist yet (local development
      only);
-  6. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one consumer group that
+  7. the worker processes: LEDGER_VERIFY_WORKERS verify workers (one consumer group that
      shares the submission partitions), one sequencer, one projector, the finality recorder,
      LEDGER_WITNESSES witnesses (keys created on first ``up``), one stats worker
      (``streams.stats``: windowed figures) and the dashboard. The supervisor
@@ -32,9 +35,11 @@ from typing import Any
 from ledger.errors import ConfigError, InfraError
 from ledger.kafka.admin import ensure_acls, ensure_topics, wait_for_brokers
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.registry import SchemaRegistry
 from ledger.local import process
 from ledger.local.kafka import KafkaCluster, kafka_version
 from ledger.local.postgres import PostgresCluster
+from ledger.local.registry import APPS_DIR, LocalRegistry, registry_version
 from ledger.local.supervision import early_exit_s
 from ledger.local.supervisor import RESTARTING, RUNNING, STOPPED
 from ledger.local.workers import (
@@ -158,6 +163,15 @@ def postgres_cluster(settings: Settings) -> PostgresCluster:
     return PostgresCluster(settings.data_dir / "postgres", settings.postgres_port)
 
 
+def local_registry(settings: Settings) -> LocalRegistry:
+    return LocalRegistry(
+        settings.data_dir / "registry",
+        APPS_DIR / registry_version(),
+        settings.registry_port,
+        settings.database_url,
+    )
+
+
 def up(settings: Settings) -> list[str]:
     """Bring the stack up; returns what was started (empty when all already ran)."""
     started: list[str] = []
@@ -181,6 +195,9 @@ def up(settings: Settings) -> list[str]:
     from streams.postgres.migrate import migrate
 
     started.extend(f"migration {name}" for name in asyncio.run(migrate(settings.database_url)))
+    if settings.local_registry and local_registry(settings).up():
+        started.append("registry")
+    SchemaRegistry(settings.schema_registry_url).register_all()
     if ensure_sealer_key(settings):
         started.append(f"sealer key {settings.sealer_key_file}")
     started.extend(f"witness key {path}" for path in ensure_witness_keys(settings))
@@ -188,7 +205,7 @@ def up(settings: Settings) -> list[str]:
 
 
 def start_workers(settings: Settings) -> list[str]:
-    """Step 6: every worker of ``worker_commands`` runs, under the supervisor. Returns what was
+    """Step 7: every worker of ``worker_commands`` runs, under the supervisor. Returns what was
     started."""
     commands = worker_commands(settings)
     for name in commands:
@@ -351,6 +368,8 @@ def down(settings: Settings) -> list[str]:
         for name in reversed(running_workers(settings))
         if stop_worker(settings, name)
     ]
+    if settings.local_registry and local_registry(settings).down():
+        stopped.append("registry")
     if settings.local_postgres and postgres_cluster(settings).down():
         stopped.append("postgres")
     if settings.local_kafka and kafka_cluster(settings).down():
@@ -373,6 +392,13 @@ def status(settings: Settings) -> list[ComponentStatus]:
     else:
         components.append(
             ComponentStatus("postgres", True, None, "LEDGER_DATABASE_URL", False, RUNNING)
+        )
+    if settings.local_registry:
+        registry_pid = local_registry(settings).pid()
+        components.append(local_status("registry", registry_pid, settings.schema_registry_url))
+    else:
+        components.append(
+            ComponentStatus("registry", True, None, settings.schema_registry_url, False, RUNNING)
         )
     files = supervisor_files(settings)
     components.append(local_status(SUPERVISOR, process.read_pid(files.pid), str(files.log)))

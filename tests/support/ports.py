@@ -20,6 +20,7 @@ def free_port_block(count: int, settings: Settings) -> int:
         settings.kafka_port + 1,  # its controller
         settings.postgres_port,
         settings.dashboard_port,
+        settings.registry_port,
     }
     for base in range(_first_candidate, _last_candidate, 100):
         block = range(base, base + count)

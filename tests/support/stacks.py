@@ -23,16 +23,17 @@ def isolated_stack(
 ) -> Iterator[dict[str, str]]:
     """The environment of a stack named ``name`` (``ledger up`` is the caller's): Kafka's
     brokers on the first ports of a free block (each with its controller on the next port),
-    then PostgreSQL and the dashboard; ``extra`` adds settings (LEDGER_SHARDS=...). Stopped and
-    removed afterwards."""
+    then PostgreSQL, the dashboard and the Schema Registry; ``extra`` adds settings
+    (LEDGER_SHARDS=...). Stopped and removed afterwards."""
     data_dir = REPO_ROOT / ".data" / name
-    base = free_port_block(2 * brokers + 2, settings)
+    base = free_port_block(2 * brokers + 3, settings)
     env = {
         "LEDGER_DATA_DIR": str(data_dir),
         "LEDGER_KAFKA_PORT": str(base),
         "LEDGER_KAFKA_BROKERS": str(brokers),
         "LEDGER_POSTGRES_PORT": str(base + 2 * brokers),
         "LEDGER_DASHBOARD_PORT": str(base + 2 * brokers + 1),
+        "LEDGER_REGISTRY_PORT": str(base + 2 * brokers + 2),
         "LEDGER_KAFKA_HEAP_MB": "384",
         # The shared stack's workers hold the metrics ports; this stack's would only warn.
         "LEDGER_METRICS_PORT_BASE": "0",
