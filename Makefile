@@ -13,6 +13,7 @@ run: install
 	$(VENV)/ledger status
 	$(VENV)/ledger demo --rate 200 --seconds 60
 	@echo "dashboard: http://127.0.0.1:$${LEDGER_DASHBOARD_PORT:-8088}/  (stop everything with: make down)"
+	@echo "schema registry: $${LEDGER_SCHEMA_REGISTRY_URL:-http://127.0.0.1:$${LEDGER_REGISTRY_PORT:-18081}/apis/ccompat/v7}"
 
 test: install
 	$(VENV)/ledger up
