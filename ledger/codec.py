@@ -119,6 +119,15 @@ class MalformedConfidential(DecodeError):
     """A body whose confidential part is out of shape: ``MALFORMED_CONFIDENTIAL``."""
 
 
+class UnknownSchemaId(DecodeError):
+    """A value framed (Confluent wire format) with a registry id that names none of the schemas
+    its topic carries: ``UNKNOWN_SCHEMA``."""
+
+    def __init__(self, schema_id: int, expected: str) -> None:
+        super().__init__(f"schema id {schema_id} names no {expected} schema in the registry")
+        self.schema_id = schema_id
+
+
 class EncodeError(LedgerError, ValueError):
     """A value that does not fit its schema or the limits: it would be rejected if sent."""
 
@@ -131,6 +140,8 @@ def rejection_code_for(error: DecodeError) -> RejectionCode:
         return RejectionCode.UNSUPPORTED_VERSION
     if isinstance(error, MalformedConfidential):
         return RejectionCode.MALFORMED_CONFIDENTIAL
+    if isinstance(error, UnknownSchemaId):
+        return RejectionCode.UNKNOWN_SCHEMA
     return RejectionCode.MALFORMED
 
 
@@ -897,6 +908,18 @@ def _read_cosigners(raw: bytes, position: int) -> tuple[Cosigner, ...]:
         )
         for start in range(position, end, _cosigner_bytes)
     )
+
+
+def submission_record(raw: bytes) -> str:
+    """``Envelope`` or ``MultiSignedEnvelope``: which record ``raw`` is, told by its length
+    (cosigners follow the signature); ``Envelope`` for bytes that are neither."""
+    try:
+        _, position = _read_long(raw, 0, "Envelope.body_version")
+        length, position = _read_long(raw, position, "Envelope.body")
+    except DecodeError:
+        return "Envelope"
+    plain = position + length + _public_key_bytes + _signature_bytes
+    return "MultiSignedEnvelope" if len(raw) > plain else "Envelope"
 
 
 def decode_submission(

@@ -84,6 +84,10 @@ class Settings:
     """Each process authenticates as its role's principal with the password from
     ``kafka_credentials_dir``: on the local stack with authentication, or when
     LEDGER_KAFKA_CREDENTIALS_DIR is set (and LEDGER_KAFKA_USERNAME is not)."""
+    registry_port: int
+    schema_registry_url: str
+    """The Confluent-compatible API of the Schema Registry (LEDGER_SCHEMA_REGISTRY_URL; the local
+    one ``ledger up`` runs by default, on LEDGER_REGISTRY_PORT)."""
     database_url: str = field(repr=False)
     """May carry a password: never in a repr (nor a log line made of one)."""
     shards: tuple[str, ...]
@@ -123,6 +127,7 @@ class Settings:
         kafka_auth = os.environ.get("LEDGER_KAFKA_AUTH") or "scram"
         if kafka_auth not in ("scram", "none"):
             raise ConfigError(f"LEDGER_KAFKA_AUTH={kafka_auth!r} must be scram or none")
+        registry_port = _int("LEDGER_REGISTRY_PORT", 18081, 1024, 65535)
         database_url = (
             os.environ.get("LEDGER_DATABASE_URL")
             or f"postgresql://ledger:ledger@127.0.0.1:{postgres_port}/ledger"
@@ -140,6 +145,9 @@ class Settings:
                 bool(credentials_dir)
                 or ("KAFKA_BOOTSTRAP_SERVERS" not in os.environ and kafka_auth == "scram")
             ),
+            registry_port=registry_port,
+            schema_registry_url=os.environ.get("LEDGER_SCHEMA_REGISTRY_URL")
+            or f"http://127.0.0.1:{registry_port}/apis/ccompat/v7",
             database_url=database_url,
             shards=shards,
             submission_partitions=_int("LEDGER_SUBMISSION_PARTITIONS", 4, 1, 1024),
@@ -193,6 +201,11 @@ class Settings:
     def local_kafka(self) -> bool:
         """True when Kafka is the one ``ledger up`` manages, not a cluster given by the user."""
         return "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
+
+    @property
+    def local_registry(self) -> bool:
+        """True when the Schema Registry is the one ``ledger up`` runs."""
+        return "LEDGER_SCHEMA_REGISTRY_URL" not in os.environ
 
     @property
     def local_postgres(self) -> bool:

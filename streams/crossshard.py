@@ -49,6 +49,7 @@ from ledger.crossshard import (
 from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import CROSSSHARD
+from ledger.kafka.wire import plain
 from ledger.limits import clock_skew_ms_max
 from ledger.model import OPERATION_TYPES, Capture, DefineAsset, Operation, Transfer, TxBody
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
@@ -110,7 +111,7 @@ class Coordinator:
     # ---- step 1: facts from the chains ------------------------------------------------------
 
     def on_block(self, value: bytes) -> None:
-        block = codec.decode_block(value, canonical_check=False)
+        block = codec.decode_block(plain(value, "Block"), canonical_check=False)
         header = block.header
         for sealed in block.transactions:
             if self._concerns_us(sealed.envelope):
@@ -195,7 +196,7 @@ class Coordinator:
         return None if clearing is None else transfer.credit(clearing)
 
     def on_rejection(self, value: bytes) -> None:
-        rejection = codec.decode_rejection(value)
+        rejection = codec.decode_rejection(plain(value, "Rejection"))
         final = FINAL_CAPTURE_REFUSALS | FINAL_CREDIT_REFUSALS
         if rejection.tx_id is None or rejection.code not in final:
             return

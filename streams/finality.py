@@ -33,6 +33,7 @@ from ledger import codec
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import FINALITY
+from ledger.kafka.wire import plain
 from ledger.model import Cosignature, Evidence
 from ledger.settings import TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
 from ledger.signing import key_id
@@ -141,7 +142,7 @@ async def sort_poll(connection: asyncpg.Connection, messages: Sequence[Received]
             await _sort_evidence(connection, message, result)
             continue
         try:
-            decoded.append((message, codec.decode_cosignature(message.value)))
+            decoded.append((message, codec.decode_cosignature(plain(message.value, "Cosignature"))))
         except DecodeError as exc:
             result.ignored.append(_ignored(message, f"not a Cosignature: {exc}"))
     keys: dict[str, frozenset[bytes]] = {}
@@ -170,7 +171,7 @@ async def sort_poll(connection: asyncpg.Connection, messages: Sequence[Received]
 
 async def _sort_evidence(connection: asyncpg.Connection, message: Received, result: Sorted) -> None:
     try:
-        evidence = codec.decode_evidence(message.value)
+        evidence = codec.decode_evidence(plain(message.value, "Evidence"))
     except DecodeError as exc:
         result.ignored.append(_ignored(message, f"not an Evidence: {exc}"))
         return

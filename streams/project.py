@@ -33,6 +33,7 @@ from ledger import codec
 from ledger.errors import DecodeError, InfraError
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import PROJECTOR
+from ledger.kafka.wire import plain
 from ledger.replica import Replica, restore_snapshot, snapshot
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, Settings
 from streams.lifecycle import collect_less, run_or_exit
@@ -339,7 +340,9 @@ class Projector:
             return
         if topic_partition.topic == TOPIC_REJECTIONS:
             try:
-                rows.add_rejection(partition, offset, codec.decode_rejection(value))
+                rows.add_rejection(
+                    partition, offset, codec.decode_rejection(plain(value, "Rejection"))
+                )
             except DecodeError as exc:
                 log.error(
                     "%s[%d]@%d is not a Rejection (%s); skipped",
@@ -352,7 +355,9 @@ class Projector:
         replica = self.replicas.get(partition)
         if replica is None:
             return
-        applied = replica.apply_block(codec.decode_block(value, canonical_check=False))
+        applied = replica.apply_block(
+            codec.decode_block(plain(value, "Block"), canonical_check=False)
+        )
         header = applied.block.header
         if header.height > self.projected_height[partition]:
             rows.add_block(applied, len(value))

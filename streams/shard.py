@@ -21,6 +21,7 @@ from ledger.errors import ChainError, ConfigError
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import KAFKA_ERRORS, transactional_producer
 from ledger.kafka.principals import SEQUENCER
+from ledger.kafka.wire import default_wire, framed
 from ledger.replica import Replica
 from ledger.sealer_keys import SealerKeyring
 from ledger.sealing import BlockCutter, OpenBlock, SealedBlock, seal_block
@@ -143,6 +144,7 @@ class ShardSequencer:
             self.producer = transactional_producer(
                 self.settings.kafka(SEQUENCER), f"ledger-sequencer-{self.ledger}"
             )
+            default_wire().load()  # the registry's ids before the first block's transaction
             await self.producer.start()
             await self.restore_snapshot()
         try:
@@ -242,14 +244,14 @@ class ShardSequencer:
             await self.producer.begin_transaction()
             sent = await self.producer.send(
                 TOPIC_BLOCKS,
-                codec.encode_block(block),
+                framed("Block", codec.encode_block(block)),
                 key=self.ledger.encode(),
                 partition=self.partition,
             )
             for rejection in sealed.rejections:
                 await self.producer.send(
                     TOPIC_REJECTIONS,
-                    codec.encode_rejection(rejection),
+                    framed("Rejection", codec.encode_rejection(rejection)),
                     key=rejection.tx_id,
                     partition=self.partition,
                 )

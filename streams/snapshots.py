@@ -29,8 +29,8 @@ from collections.abc import AsyncIterator, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ledger.errors import DecodeError, InfraError
-from ledger.kafka_access import KafkaAccess
 from ledger.kafka.clients import committed_reader, kafka_errors
+from ledger.kafka_access import KafkaAccess
 from ledger.replica import RestoredReplica, restore_snapshot
 from ledger.settings import TOPIC_SNAPSHOTS
 from ledger.snapshots import (

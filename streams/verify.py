@@ -46,6 +46,7 @@ from ledger.kafka.clients import (
     send_batched,
 )
 from ledger.kafka.principals import VERIFY
+from ledger.kafka.wire import default_wire, framed, plain
 from ledger.model import BodyHead, Envelope, RejectionRecord, VerifiedBatch, VerifiedEntry
 from ledger.rejections import RejectionCode, Stage
 from ledger.settings import (
@@ -151,11 +152,15 @@ def _reject(
 
 
 def _decode(submission: Submission) -> _Decoded | RejectionRecord:
-    """Step 1."""
+    """Step 1. A framed value (Confluent wire format) loses its frame here: what goes on, into
+    ``ledger.verified`` and the blocks, is the plain Avro envelope the signature is about."""
     if submission.value is None:
         return _reject(submission, RejectionCode.MALFORMED, "empty message (no value)")
     try:
-        envelope = codec.decode_envelope(submission.value)
+        value = plain(submission.value, "Envelope", "MultiSignedEnvelope")
+        if value is not submission.value:
+            submission = Submission(submission.partition, submission.offset, value)
+        envelope = codec.decode_envelope(value)
         head = codec.decode_body_head(envelope.body, envelope.body_version)
     except DecodeError as exc:
         return _reject(submission, rejection_code_for(exc), str(exc))
@@ -290,7 +295,7 @@ async def publish(
             (
                 rejection_partition(rejection, shards),
                 rejection.tx_id,
-                codec.encode_rejection(rejection),
+                framed("Rejection", codec.encode_rejection(rejection)),
             )
             for rejection in rejections
         ),
@@ -322,6 +327,7 @@ class Verifier:
 
     async def run(self) -> None:
         collect_less()
+        default_wire().load()
         await self.producer.start()
         await self.consumer.start()
         try:

@@ -40,9 +40,10 @@ from prometheus_client import Counter, Gauge
 from ledger import codec
 from ledger.blocks import block_hash
 from ledger.errors import ChainError, DecodeError, LedgerError
-from ledger.kafka_access import KafkaAccess
 from ledger.kafka.clients import committed_reader, idempotent_producer, send_batched
 from ledger.kafka.principals import WITNESS
+from ledger.kafka.wire import default_wire, framed, plain
+from ledger.kafka_access import KafkaAccess
 from ledger.model import Block, Cosignature, Evidence, Role
 from ledger.replica import Replica
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
@@ -196,6 +197,7 @@ class Witness:
         client_id = f"ledger-witness-{self.name}"
         self.consumer = committed_reader(self.kafka, client_id)
         self.producer = idempotent_producer(self.kafka, client_id, linger_ms=5)
+        default_wire().load()
         await self.producer.start()
         await self.consumer.start()
         try:
@@ -240,7 +242,11 @@ class Witness:
             await self._send(
                 self.topics.cosignatures,
                 [
-                    (follower.partition, key, codec.encode_cosignature(cosignature))
+                    (
+                        follower.partition,
+                        key,
+                        framed("Cosignature", codec.encode_cosignature(cosignature)),
+                    )
                     for cosignature in outcome.cosignatures
                 ],
             )
@@ -250,7 +256,13 @@ class Witness:
             # Published before the halt is saved: a crash in between publishes it again.
             await self._send(
                 self.topics.evidence,
-                [(follower.partition, key, codec.encode_evidence(outcome.evidence))],
+                [
+                    (
+                        follower.partition,
+                        key,
+                        framed("Evidence", codec.encode_evidence(outcome.evidence)),
+                    )
+                ],
             )
             head.halted = outcome.halted
             EVIDENCE_PUBLISHED.labels(follower.ledger).inc()
@@ -263,7 +275,7 @@ class Witness:
 
     def _decode(self, value: bytes) -> Block | DecodeError:
         try:
-            return codec.decode_block(value)
+            return codec.decode_block(plain(value, "Block"))
         except DecodeError as exc:
             return exc
 

@@ -39,6 +39,7 @@ const (
 
 type options struct {
 	brokers       string
+	registry      string
 	kafka         credentials
 	keyFile       string
 	passphraseEnv string
@@ -114,6 +115,13 @@ func run(arguments []string) ([]byte, error) {
 		}
 		return body.TxID[:], nil
 	}
+	if chosen.registry != "" {
+		schemaID, err := envelopeSchemaID(chosen.registry)
+		if err != nil {
+			return nil, err
+		}
+		value = framed(schemaID, value)
+	}
 	if err := publish(chosen.brokers, chosen.kafka, body.TxID[:], value); err != nil {
 		return nil, err
 	}
@@ -125,6 +133,7 @@ func parseOptions(arguments []string) (options, error) {
 	flags := flag.NewFlagSet(programName, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	flags.StringVar(&chosen.brokers, "brokers", "127.0.0.1:19092", "Kafka bootstrap servers, comma-separated")
+	flags.StringVar(&chosen.registry, "registry", registryDefault(), "Schema Registry (Confluent-compatible API) whose envelope id frames the message; empty publishes plain Avro (deprecated)")
 	flags.StringVar(&chosen.kafka.username, "username", os.Getenv("LEDGER_KAFKA_USERNAME"), "SASL/SCRAM-SHA-512 user; empty connects without authentication")
 	passwordFile := flags.String("password-file", os.Getenv("LEDGER_KAFKA_PASSWORD_FILE"), "file holding the SASL user's password (never on the command line)")
 	flags.StringVar(&chosen.keyFile, "key", "", "encrypted PKCS#8 key file of the payer's key (required)")
@@ -192,4 +201,12 @@ func newTransferBody(chosen options, now time.Time) (txBody, error) {
 		return txBody{}, fmt.Errorf("no random tx_id: %w", err)
 	}
 	return body, nil
+}
+
+// registryDefault is LEDGER_SCHEMA_REGISTRY_URL, or the local stack's registry.
+func registryDefault() string {
+	if configured, found := os.LookupEnv("LEDGER_SCHEMA_REGISTRY_URL"); found {
+		return configured
+	}
+	return "http://127.0.0.1:18081/apis/ccompat/v7"
 }

@@ -23,6 +23,7 @@ from ledger import codec, signing
 from ledger.cli import cli
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError, LedgerError, ProofError
 from ledger.kafka.principals import READER
+from ledger.kafka.wire import plain
 from ledger.model import Evidence
 from ledger.settings import TOPIC_BLOCKS, TOPIC_EVIDENCE, Settings
 from ledger.witnessing import WitnessPolicy
@@ -197,7 +198,7 @@ async def _scan_evidence(
             batch = await consumer.getmany(topic_partition, timeout_ms=500)
             for message in batch.get(topic_partition, []):
                 try:
-                    evidence = codec.decode_evidence(message.value or b"")
+                    evidence = codec.decode_evidence(plain(message.value or b"", "Evidence"))
                 except DecodeError:
                     continue
                 listed = witness_keys is None or evidence.witness_key in witness_keys

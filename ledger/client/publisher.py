@@ -36,6 +36,7 @@ from ledger.client.backlog import (
 from ledger.client.partitioner import default_partitions
 from ledger.errors import Backpressure, DecodeError, InfraError
 from ledger.kafka.clients import VERIFY_GROUP, committed_reader, idempotent_producer, kafka_errors
+from ledger.kafka.wire import Wire, default_wire, plain, wire
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_REJECTIONS, TOPIC_SUBMISSIONS
@@ -156,8 +157,16 @@ class Publisher:
         on_backlog: BacklogPolicy = "wait",
         backlog_wait_s_max: float = backlog_wait_s_max_default,
         witness_policy: WitnessPolicy | None = None,
+        registry_url: str | None = None,
+        frame: bool = True,
     ) -> None:
         self.kafka = kafka
+        self._wire: Wire | None = None
+        """Frames values in the Confluent wire format with the registry's ids (``registry_url``,
+        by default LEDGER_SCHEMA_REGISTRY_URL's or the local stack's); ``frame=False`` publishes
+        plain Avro, which the ledger accepts for this version only (docs/schemas.md)."""
+        if frame:
+            self._wire = wire(registry_url) if registry_url else default_wire()
         self.witness_policy = witness_policy
         """Whose cosignatures make a block final for ``submit_and_wait(until="final")``."""
         self.topic = topic
@@ -215,7 +224,7 @@ class Publisher:
         """
         with kafka_errors(f"publishing to {self.topic}"):
             delivery: asyncio.Future[Any] = await self._producer.send(
-                self.topic, envelope, key=tx_id
+                self.topic, self._framed(envelope), key=tx_id
             )
         return delivery
 
@@ -297,14 +306,20 @@ class Publisher:
         batch = self._producer.create_batch()
         in_batch: list[int] = []
         for index, tx_id, envelope in messages:
-            if batch.append(timestamp=timestamp_ms, key=tx_id, value=envelope) is None:
+            value = self._framed(envelope)
+            if batch.append(timestamp=timestamp_ms, key=tx_id, value=value) is None:
                 deliveries.append((await self._send(batch, partition), in_batch))
                 batch, in_batch = self._producer.create_batch(), []
-                appended = batch.append(timestamp=timestamp_ms, key=tx_id, value=envelope)
+                appended = batch.append(timestamp=timestamp_ms, key=tx_id, value=value)
                 assert appended is not None, "an empty batch takes a first message of any size"
             in_batch.append(index)
         deliveries.append((await self._send(batch, partition), in_batch))
         return deliveries
+
+    def _framed(self, envelope: bytes) -> bytes:
+        if self._wire is None:
+            return envelope
+        return self._wire.frame(codec.submission_record(envelope), envelope)
 
     async def _send(self, batch: Any, partition: int) -> asyncio.Future[Any]:
         """Queue a full or final batch; the producer numbers it for idempotence when it drains
@@ -426,7 +441,7 @@ class OutcomeWatcher:
     def _on_cosignature(self, value: bytes) -> None:
         assert self._policy is not None
         try:
-            cosignature = codec.decode_cosignature(value)
+            cosignature = codec.decode_cosignature(plain(value, "Cosignature"))
         except DecodeError:
             return  # not a vote; the finality recorder logs it
         self._count(cosignature)
@@ -444,7 +459,7 @@ class OutcomeWatcher:
             self._resolve_final(ledger)
 
     def _on_block(self, value: bytes) -> None:
-        block = codec.decode_block(value)
+        block = codec.decode_block(plain(value, "Block"))
         header = block.header
         if self._policy is not None:
             hashes = self._hashes.setdefault(header.ledger, {})
@@ -460,7 +475,7 @@ class OutcomeWatcher:
             )
 
     def _on_rejection(self, value: bytes) -> None:
-        rejection = codec.decode_rejection(value)
+        rejection = codec.decode_rejection(plain(value, "Rejection"))
         if rejection.tx_id is not None:
             self._resolve(
                 rejection.tx_id,

@@ -42,6 +42,7 @@ from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.wire import plain
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Block, Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, Settings
@@ -313,7 +314,7 @@ class BlockReader:
         async with contextlib.aclosing(self._records(consumer, end, max_records=1)) as records:
             async for record in records:
                 try:
-                    header = codec.decode_block(record.value).header
+                    header = codec.decode_block(plain(record.value, "Block")).header
                 except DecodeError as exc:
                     raise ChainError(
                         self.next_height,
@@ -364,7 +365,7 @@ class BlockReader:
         if not isinstance(value, bytes):
             raise ChainError(height, f"offset {record.offset} of {self._where} has no value")
         try:
-            block = codec.decode_block(value)
+            block = codec.decode_block(plain(value, "Block"))
         except DecodeError as exc:
             message = str(exc).replace("\n", " ")
             raise ChainError(
@@ -399,7 +400,7 @@ class _FinalityGate:
 
     def count(self, value: bytes | None) -> None:
         try:
-            cosignature = codec.decode_cosignature(value or b"")
+            cosignature = codec.decode_cosignature(plain(value or b"", "Cosignature"))
         except DecodeError:
             return  # never a vote
         if cosignature.height < self.first_height:

@@ -18,6 +18,7 @@ from ledger import codec, limits
 from ledger.errors import InfraError
 from ledger.kafka.clients import admin_client, committed_reader, transactional_producer
 from ledger.kafka.principals import GRANTS, Grant
+from ledger.kafka.wire import framed
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Block
 from ledger.settings import (
@@ -200,7 +201,7 @@ async def publish_genesis(kafka: KafkaAccess, block: Block) -> None:
         async with producer.transaction():
             await producer.send(
                 TOPIC_BLOCKS,
-                codec.encode_block(block),
+                framed("Block", codec.encode_block(block)),
                 key=block.header.ledger.encode(),
                 partition=partition,
             )

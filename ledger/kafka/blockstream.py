@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ledger import codec
 from ledger.kafka.clients import committed_reader
+from ledger.kafka.wire import plain
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Block
 from ledger.settings import TOPIC_BLOCKS
@@ -54,7 +55,9 @@ async def read_blocks(
                 assert message.value is not None
                 yield BlockMessage(
                     message.offset,
-                    codec.decode_block(message.value, canonical_check=canonical_check),
+                    codec.decode_block(
+                        plain(message.value, "Block"), canonical_check=canonical_check
+                    ),
                     len(message.value),
                 )
     finally:

@@ -125,20 +125,28 @@ def load_commands(path: Path) -> dict[str, list[str]]:
 
 
 def services_answer(settings: Settings) -> bool:
-    """Whether a Kafka bootstrap server and PostgreSQL accept a TCP connection (a URL without a
-    host, a Unix socket, counts as answering: it cannot be probed this way)."""
+    """Whether a Kafka bootstrap server, PostgreSQL and the Schema Registry accept a TCP
+    connection (a URL without a host, a Unix socket, counts as answering: it cannot be probed
+    this way)."""
     kafka_up = False
     for address in settings.kafka_bootstrap_servers.split(","):
         host, _, port = address.strip().rpartition(":")
         if port.isdigit() and process.port_in_use(int(port), host or "127.0.0.1"):
             kafka_up = True
             break
-    url = urlsplit(settings.database_url)
+    return kafka_up and all(
+        _url_answers(url, default_port)
+        for url, default_port in ((settings.database_url, 5432), (settings.schema_registry_url, 80))
+    )
+
+
+def _url_answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
     try:
-        postgres_port = url.port or 5432
+        port = parts.port or default_port
     except ValueError:
-        return kafka_up
-    return kafka_up and (url.hostname is None or process.port_in_use(postgres_port, url.hostname))
+        return True
+    return parts.hostname is None or process.port_in_use(port, parts.hostname)
 
 
 def now_ms() -> int:

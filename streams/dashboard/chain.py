@@ -28,6 +28,7 @@ from ledger.blocks import ChainVerifier
 from ledger.errors import ChainError, DecodeError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.principals import READER
+from ledger.kafka.wire import plain
 from ledger.settings import TOPIC_BLOCKS, Settings
 from streams.dashboard.snapshot import HEIGHT_NONE, ChainStatus
 
@@ -81,7 +82,7 @@ class ShardChain:
         if value is None:
             return ChainError(expected_height, f"offset {offset} holds no block (null value)")
         try:
-            block = codec.decode_block(value)
+            block = codec.decode_block(plain(value, "Block"))
         except DecodeError as exc:
             return ChainError(expected_height, f"offset {offset} does not decode: {exc}")
         if self.verifier is None:

@@ -36,6 +36,7 @@ from ledger.errors import DecodeError, LedgerError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import VERIFY_GROUP, admin_client
 from ledger.kafka.principals import READER
+from ledger.kafka.wire import plain
 from ledger.settings import (
     TOPIC_BLOCKS,
     TOPIC_COSIGNATURES,
@@ -194,7 +195,7 @@ class KafkaSource:
             tip = ShardTip(ledger, HEIGHT_NONE, 0, None, 0, 0)
         else:
             try:
-                header = codec.decode_block(value).header
+                header = codec.decode_block(plain(value, "Block")).header
             except DecodeError as exc:
                 log.error("the newest block of %s does not decode: %s", partition, exc)
                 return None

@@ -19,8 +19,9 @@ from prometheus_client import Counter
 
 from ledger import codec, limits
 from ledger.errors import DecodeError
-from ledger.kafka_access import KafkaAccess
 from ledger.kafka.principals import STATS, STATS_APP
+from ledger.kafka.wire import plain
+from ledger.kafka_access import KafkaAccess
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from streams.stats.figures import (
     MINUTES,
@@ -141,7 +142,7 @@ class StatsTables:
         try:
             # No canonical re-encoding: a count reads the decoded values, whatever their
             # spelling, and the dashboard's chain watcher is the one that verifies blocks.
-            block = codec.decode_block(value, canonical_check=False)
+            block = codec.decode_block(plain(value, "Block"), canonical_check=False)
         except DecodeError as exc:
             log.warning("skipping a block at partition %d offset %d: %s", partition, offset, exc)
             return
@@ -191,7 +192,9 @@ class StatsTables:
             log.warning("skipping an empty rejection at partition %d offset %d", partition, offset)
             return
         try:
-            increment = rejection_increment(codec.decode_rejection(value), self.ledgers)
+            increment = rejection_increment(
+                codec.decode_rejection(plain(value, "Rejection")), self.ledgers
+            )
         except DecodeError as exc:
             log.warning(
                 "skipping a rejection at partition %d offset %d: %s", partition, offset, exc

@@ -31,6 +31,7 @@ from ledger.client.partitioner import default_partitions
 from ledger.kafka.admin import describe_topics
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN, PUBLISHER
+from ledger.kafka.wire import plain
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Transfer
 from ledger.settings import REPO_ROOT, TOPIC_SUBMISSIONS, Settings
@@ -177,6 +178,7 @@ def test_a_go_payment_is_sealed_projected_and_provable(
         run_producer(
             go_producer,
             "--brokers", kafka.bootstrap_servers, *publisher_options(settings),
+            "--registry", settings.schema_registry_url,
             *pay_options(test_ledger, test_ledger.key_file("alice")),
             passphrase_env=test_ledger.passphrase_env,
         )
@@ -194,7 +196,8 @@ def test_a_go_payment_is_sealed_projected_and_provable(
 
     partition, value = asyncio.run(find_submission(kafka, starts, bytes.fromhex(tx_id)))
     assert partition == default_partitions([bytes.fromhex(tx_id)], sorted(starts))[0]
-    assert value == bytes(row["envelope"])
+    assert value[0] == 0  # framed in the Confluent wire format with the registry's id
+    assert plain(value, "Envelope") == bytes(row["envelope"])
 
     later = submit_transfer(test_ledger)
     assert later["status"] == "sealed" and later["height"] > outcome["height"], later

@@ -16,6 +16,7 @@ from support.ledger_fixture import TestLedger, insufficient_amount
 from ledger.client.publisher import Publisher, Receipt, Refused, Sealed, submit_chunk_count_max
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.wire import plain
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Posting, Transfer
 from ledger.settings import Settings
@@ -124,7 +125,8 @@ async def test_batches_land_once_on_the_default_partitioners_partition(settings:
         partition, offset, stored_value = stored[tx_id]
         assert partition == choose(tx_id, partitions, partitions)
         assert receipts[index] == Receipt(tx_id, partition, offset)
-        assert stored_value == value
+        assert stored_value[0] == 0  # the Confluent wire format's magic byte, then the id
+        assert plain(stored_value, "Envelope", "MultiSignedEnvelope") == value
 
 
 async def test_tx_ids_must_match_the_envelopes_one_to_one(settings: Settings) -> None:

@@ -31,6 +31,7 @@ from ledger.client.publisher import Publisher, Refused, Sealed
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.wire import plain
 from ledger.model import Envelope, Hold, Posting, RejectionRecord, Transfer
 from ledger.settings import TOPIC_BLOCKS, TOPIC_REJECTIONS, TOPIC_STATS, Settings
 from ledger.signing import Signer, build_tx_body
@@ -368,7 +369,9 @@ async def read_rejections(
             batch = await consumer.getmany(topic_partition, timeout_ms=500)
             for message in batch.get(topic_partition, []):
                 if message.value is not None:
-                    found.append((message.offset, codec.decode_rejection(message.value)))
+                    found.append(
+                        (message.offset, codec.decode_rejection(plain(message.value, "Rejection")))
+                    )
         return found, end
     finally:
         await consumer.stop()

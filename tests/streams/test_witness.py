@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from support.block_topics import (
     create_topic,
     delete_topics,
@@ -26,6 +27,7 @@ from support.waiting import eventually
 from ledger import codec
 from ledger.blocks import ChainCheckpoint, block_hash, build_block
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.wire import plain
 from ledger.kafka_access import KafkaAccess
 from ledger.model import (
     Attest,
@@ -135,7 +137,8 @@ class Topics:
 
     async def cosigned_heights(self) -> list[int]:
         cosignatures = [
-            codec.decode_cosignature(raw) for raw in await self.read(self.names.cosignatures)
+            codec.decode_cosignature(plain(raw, "Cosignature"))
+            for raw in await self.read(self.names.cosignatures)
         ]
         assert all(cosignature_ok(cosignature) for cosignature in cosignatures)
         return [cosignature.height for cosignature in cosignatures]
@@ -170,7 +173,10 @@ async def position(witness: Witness, partition: TopicPartition) -> int:
     """Where the witness's reader stands on ``partition`` (-1 before it started)."""
     if not hasattr(witness, "consumer"):
         return -1
-    return await witness.consumer.position(partition)
+    try:
+        return await witness.consumer.position(partition)
+    except IllegalStateError:  # created, not assigned yet
+        return -1
 
 
 def head(directory: Path) -> dict[str, object]:
@@ -197,7 +203,8 @@ async def test_cosigns_every_block_once_across_a_restart(topics: Topics, tmp_pat
             what="block 3 co-signed after a restart",
         )
     raw = [
-        codec.decode_cosignature(value) for value in await topics.read(topics.names.cosignatures)
+        codec.decode_cosignature(plain(value, "Cosignature"))
+        for value in await topics.read(topics.names.cosignatures)
     ]
     by_height: dict[int, set[tuple[bytes, bytes]]] = {}
     for cosignature in raw:
@@ -228,7 +235,7 @@ async def test_a_second_block_at_a_height_is_evidence_and_ends_cosigning(
         [raw] = await eventually(
             lambda: topics.read(topics.names.evidence), what="evidence published"
         )
-        evidence = codec.decode_evidence(raw)
+        evidence = codec.decode_evidence(plain(raw, "Evidence"))
         assert evidence_ok(evidence) and evidence.witness_key == witness_key.public_key
         assert evidence.kind == EvidenceKind.EQUIVOCATION and evidence.height == 1
         assert codec.decode_block(evidence.first) == rogue
@@ -275,7 +282,7 @@ async def test_a_sealed_overdraft_is_evidence_not_a_cosignature(
         [raw] = await eventually(
             lambda: topics.read(topics.names.evidence), what="evidence published"
         )
-    evidence = codec.decode_evidence(raw)
+    evidence = codec.decode_evidence(plain(raw, "Evidence"))
     assert evidence_ok(evidence)
     assert evidence.kind == EvidenceKind.REPLAY_REFUSED and evidence.height == 1
     assert "INSUFFICIENT_FUNDS" in evidence.detail

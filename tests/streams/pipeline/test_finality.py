@@ -26,6 +26,7 @@ from ledger.client.reader import BlockReader
 from ledger.errors import DecodeError
 from ledger.kafka.clients import committed_reader, idempotent_producer
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.wire import plain
 from ledger.local import process
 from ledger.local.stack import start_worker, witness_public_keys, worker_commands, worker_files
 from ledger.local.workers import hold, release
@@ -214,7 +215,9 @@ async def cosignatures_in_kafka(
             for messages in (await reader.getmany(timeout_ms=500)).values():
                 for message in messages:
                     try:  # other tests put junk on the topic on purpose
-                        cosignature = codec.decode_cosignature(message.value or b"")
+                        cosignature = codec.decode_cosignature(
+                            plain(message.value or b"", "Cosignature")
+                        )
                     except DecodeError:
                         continue
                     if cosignature.witness_key == witness and cosignature.ledger == "main":

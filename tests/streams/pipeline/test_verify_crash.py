@@ -40,6 +40,7 @@ from ledger.client.publisher import Publisher
 from ledger.kafka.blockstream import read_blocks
 from ledger.kafka.clients import VERIFY_GROUP, committed_reader
 from ledger.kafka.principals import ADMIN
+from ledger.kafka.wire import plain
 from ledger.local import process
 from ledger.local.stack import worker_commands, worker_files
 from ledger.model import Block, RejectionRecord
@@ -446,7 +447,7 @@ async def read_rejections(
     settings: Settings, partition: TopicPartition, start: int
 ) -> list[RejectionRecord]:
     messages = await read_range(settings, partition, start)
-    return [codec.decode_rejection(message.value) for message in messages]
+    return [codec.decode_rejection(plain(message.value, "Rejection")) for message in messages]
 
 
 def assert_linked(blocks: list[Block]) -> None:
