@@ -8,9 +8,14 @@
 #   3. the Schema Registry (Apicurio Registry), its application zip resolved from Maven Central by
 #      infra/registry/pom.xml and unpacked into .data/registry/app/<version> (Maven's local
 #      repository caches the zip, 109 MB; a marker file skips the step entirely);
-#   4. the Python environment in .venv with the project installed editable with its dev extra
+#   4. Kafka's console consumer (kafka-tools, the broker's version) with Apicurio's Avro
+#      deserializer, for reading the public topics with standard tools (README), resolved by
+#      infra/registry/tools/pom.xml into .data/registry/tools/<serde version> (44 MB, of which
+#      about 15 MB are not among the broker's jars in Maven's local repository; a marker file
+#      skips the step entirely);
+#   5. the Python environment in .venv with the project installed editable with its dev extra
 #      (skipped while pyproject.toml is unchanged);
-#   5. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
+#   6. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
 #      module cache and their compiled packages into its build cache (go mod download, go build:
 #      no-ops once done; the first build takes about two minutes, outside the test suite).
 set -euo pipefail
@@ -65,6 +70,22 @@ if [ ! -f "$registry_app/.complete" ]; then
     || fail "Maven could not resolve Apicurio Registry $registry_version (see the output above)"
   touch "$registry_app.partial/.complete"
   mv "$registry_app.partial" "$registry_app"
+fi
+
+# The Kafka version comes from infra/pom.xml, so the console consumer is the broker's version
+# and an upgrade of either re-resolves the tools.
+tools_version=$(sed -n 's:.*<apicurio.serde.version>\(.*\)</apicurio.serde.version>.*:\1:p' infra/registry/tools/pom.xml)
+registry_tools="$root/.data/registry/tools/$tools_version"
+tools_sum=$( (cat infra/registry/tools/pom.xml; echo "kafka $kafka_version") | sha256sum | cut -c1-16)
+if [ ! -f "$registry_tools/.complete-$tools_sum" ]; then
+  say "resolving Kafka's console consumer $kafka_version and Apicurio's Avro deserializer $tools_version from Maven Central into $registry_tools"
+  # Copied beside its final place and renamed: an interrupted run leaves no half classpath.
+  rm -rf "$registry_tools" "$registry_tools.partial"
+  mvn -q -B -f infra/registry/tools/pom.xml dependency:copy-dependencies -Dkafka.version="$kafka_version" \
+    -DoutputDirectory="$registry_tools.partial" -Dmdep.includeScope=runtime \
+    || fail "Maven could not resolve the console consumer's jars (see the output above)"
+  touch "$registry_tools.partial/.complete-$tools_sum"
+  mv "$registry_tools.partial" "$registry_tools"
 fi
 
 python=${PYTHON:-python3}
