@@ -104,8 +104,10 @@ def wire(registry_url: str) -> Wire:
     return Wire(SchemaRegistry(registry_url))
 
 
+@functools.cache
 def default_wire() -> Wire:
-    """The ``Wire`` of this process's registry (LEDGER_SCHEMA_REGISTRY_URL, or the local one)."""
+    """The ``Wire`` of this process's registry (LEDGER_SCHEMA_REGISTRY_URL, or the local one),
+    read from the environment once: it is on the path of every message."""
     from ledger.settings import Settings
 
     return wire(Settings.from_env().schema_registry_url)
