@@ -42,7 +42,7 @@ from ledger.blocks import ChainCheckpoint, ChainVerifier
 from ledger.errors import ChainError, ConfigError, DecodeError, InfraError
 from ledger.kafka.blockstream import blocks_consumer
 from ledger.kafka.clients import committed_reader
-from ledger.kafka.wire import plain
+from ledger.kafka.wire import default_wire, plain, wire
 from ledger.kafka_access import KafkaAccess
 from ledger.model import Block, Cosignature
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, Settings
@@ -102,6 +102,7 @@ class BlockReader:
         client_id: str = "ledger-block-reader",
         witness_policy: WitnessPolicy | None = None,
         cosignatures_topic: str = TOPIC_COSIGNATURES,
+        registry_url: str | None = None,
     ) -> None:
         if checkpoint is not None and checkpoint.ledger != ledger:
             raise ValueError(f"checkpoint is of ledger {checkpoint.ledger!r}, not {ledger!r}")
@@ -132,6 +133,9 @@ class BlockReader:
             trusted_sealer_key=trusted_sealer_key, checkpoint=checkpoint, ledger=ledger
         )
         self._client_id = client_id
+        self._wire = wire(registry_url) if registry_url else default_wire()
+        """Resolves the schema ids of framed values: the Schema Registry at ``registry_url``,
+        by default LEDGER_SCHEMA_REGISTRY_URL's or the local stack's."""
         self._iterator: AsyncGenerator[VerifiedBlock, None] | None = None
         self._finality = (
             None
@@ -314,7 +318,7 @@ class BlockReader:
         async with contextlib.aclosing(self._records(consumer, end, max_records=1)) as records:
             async for record in records:
                 try:
-                    header = codec.decode_block(plain(record.value, "Block")).header
+                    header = codec.decode_block(self._wire.unframe(record.value, "Block")).header
                 except DecodeError as exc:
                     raise ChainError(
                         self.next_height,
@@ -365,7 +369,7 @@ class BlockReader:
         if not isinstance(value, bytes):
             raise ChainError(height, f"offset {record.offset} of {self._where} has no value")
         try:
-            block = codec.decode_block(plain(value, "Block"))
+            block = codec.decode_block(self._wire.unframe(value, "Block"))
         except DecodeError as exc:
             message = str(exc).replace("\n", " ")
             raise ChainError(

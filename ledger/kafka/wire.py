@@ -24,6 +24,7 @@ import threading
 import time
 
 from ledger.codec import UnknownSchemaId
+from ledger.errors import InfraError
 from ledger.kafka.registry import SchemaRef, SchemaRegistry, subject
 
 MAGIC = 0
@@ -62,7 +63,10 @@ class Wire:
             self._refresh(force=self._ids is None)
             schema_id = self._latest.get(name)
             if schema_id is None:
-                raise UnknownSchemaId(-1, name)  # not registered: `ledger up` registers them
+                raise InfraError(
+                    f"{name} is not registered in the schema registry at {self.registry.url}: "
+                    "`ledger up` registers the ledger's schemas"
+                )
         return bytes((MAGIC,)) + schema_id.to_bytes(4, "big") + payload
 
     def unframe(self, value: bytes, *records: str) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 from support.cli import assert_one_line_error, run_ledger
-from support.stacks import isolated_stack, stack_kafka
+from support.stacks import isolated_stack, stack_kafka, stack_settings
 from support.waiting import eventually, eventually_sync
 
 from ledger import codec
@@ -116,14 +116,17 @@ def test_load_over_two_shards_seals_on_both_and_each_chain_verifies(
         assert verified.returncode == 0, verified.stderr
         assert json.loads(verified.stdout)["ok"] is True
     kafka = stack_kafka(two_shards)
+    registry_url = stack_settings(two_shards).schema_registry_url
     for partition, shard in enumerate(SHARDS):
-        assert asyncio.run(_foreign_transactions(kafka, shard, partition)) == 0
+        assert asyncio.run(_foreign_transactions(kafka, registry_url, shard, partition)) == 0
 
 
-async def _foreign_transactions(kafka: KafkaAccess, ledger: str, partition: int) -> int:
+async def _foreign_transactions(
+    kafka: KafkaAccess, registry_url: str, ledger: str, partition: int
+) -> int:
     """Transactions in ``ledger``'s blocks whose body names another ledger (must be none)."""
     foreign = 0
-    async with BlockReader(kafka, ledger, partition=partition) as reader:
+    async with BlockReader(kafka, ledger, partition=partition, registry_url=registry_url) as reader:
         async for item in reader:
             for sealed in item.block.transactions:
                 body = codec.decode_submission(sealed.envelope)[1]
@@ -246,6 +249,7 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
     of all balances over both shards is still zero; each shard's PostgreSQL balances equal a
     replay of its chain."""
     kafka = stack_kafka(two_shards)
+    registry_url = stack_settings(two_shards).schema_registry_url
     data_dir = Path(two_shards["LEDGER_DATA_DIR"])
     alice = load_private_key(data_dir / "demo" / "main" / "alice.key", b"demo")
     holds = [
@@ -276,7 +280,7 @@ def test_coordinator_killed_again_and_again_loses_and_doubles_nothing(
                 assert restarted.returncode == 0, restarted.stderr
 
     asyncio.run(submit_while_killing())
-    findings = asyncio.run(_eventually_audited(kafka, hold_ids))
+    findings = asyncio.run(_eventually_audited(kafka, registry_url, hold_ids))
     assert findings == []
     sums = asyncio.run(_asset_sums(two_shards))
     assert sums and all(total == 0 for total in sums.values()), sums
@@ -300,7 +304,9 @@ def _eventually_balance(env: dict[str, str], ledger: str, account: str, expected
     return True
 
 
-async def _eventually_audited(kafka: KafkaAccess, hold_ids: list[bytes]) -> list[AuditFinding]:
+async def _eventually_audited(
+    kafka: KafkaAccess, registry_url: str, hold_ids: list[bytes]
+) -> list[AuditFinding]:
     """The audit of both chains once every hold is captured and credited (or refunded)."""
 
     async def audit_now() -> tuple[int, list[AuditFinding]]:
@@ -312,7 +318,9 @@ async def _eventually_audited(kafka: KafkaAccess, hold_ids: list[bytes]) -> list
             step_tx_id(hold_id, step): (hold_id, step) for hold_id in hold_ids for step in Step
         }
         for partition, ledger in enumerate(SHARDS):
-            async with BlockReader(kafka, ledger, partition=partition) as reader:
+            async with BlockReader(
+                kafka, ledger, partition=partition, registry_url=registry_url
+            ) as reader:
                 async for item in reader:
                     for sealed in item.block.transactions:
                         body = codec.decode_submission(sealed.envelope)[1]
@@ -384,8 +392,9 @@ async def _replayed_and_projected(
     """Every account's (balance, held) from a replay of the chain, and from PostgreSQL once the
     projector reached the chain's newest block (nothing else writes to this stack by then)."""
     kafka = stack_kafka(env)
+    registry_url = stack_settings(env).schema_registry_url
     replica = Replica(ledger)
-    async with BlockReader(kafka, ledger, partition=partition) as reader:
+    async with BlockReader(kafka, ledger, partition=partition, registry_url=registry_url) as reader:
         async for item in reader:
             replica.apply_block(item.block)
     assert replica.checkpoint is not None

@@ -50,7 +50,12 @@ def isolated_stack(
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def stack_settings(env: dict[str, str]) -> Settings:
+    """The settings of the stack ``env`` describes, as its own processes read them."""
+    with mock.patch.dict(os.environ, env):
+        return Settings.from_env()
+
+
 def stack_kafka(env: dict[str, str], principal: str = ADMIN) -> KafkaAccess:
     """How a test reaches the Kafka of the stack ``env`` describes, as ``principal``."""
-    with mock.patch.dict(os.environ, env):
-        return Settings.from_env().kafka(principal)
+    return stack_settings(env).kafka(principal)
