@@ -17,7 +17,7 @@ run: install
 
 test: install
 	$(VENV)/ledger up
-	$(VENV)/pytest -q -p no:cacheprovider
+	$(VENV)/pytest -q -p no:cacheprovider --durations=15
 
 down:
 	@if [ -x $(VENV)/ledger ]; then $(VENV)/ledger down; fi
