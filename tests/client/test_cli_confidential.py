@@ -226,7 +226,7 @@ def test_an_envelope_file_with_a_malformed_confidential_part_is_refused_before_p
         body, confidential=dataclasses.replace(body.confidential, recipients=(entry, entry))
     )
     stream = io.BytesIO()  # written past the encoder, which refuses it as the ledger would
-    schemaless_writer(stream, codec.TX_BODY_SCHEMA, codec._tx_body_record(twice), strict=True)
+    schemaless_writer(stream, codec.TX_BODY_SCHEMA, codec.tx_body_record(twice), strict=True)
     path = tmp_path / "bad.envelope"
     path.write_bytes(codec.encode_envelope(author.sign_body(stream.getvalue(), 3)))
     result = run_ledger("submit", "envelope", str(path), env=unreachable_services_env())

@@ -34,8 +34,8 @@ transfer_bodies = st.builds(
 def general_path(raw: bytes) -> TxBody | type[DecodeError]:
     """What the fastavro path alone decides for ``raw``: a body, or DecodeError."""
     try:
-        record = codec._read(raw, codec.TX_BODY_V1_SCHEMA, "TxBody", 4096)
-        body = codec._convert(codec._tx_body_from_record, record, "TxBody")
+        record = codec.read(raw, codec.TX_BODY_V1_SCHEMA, "TxBody", 4096)
+        body = codec.convert(codec.tx_body_from_record, record, "TxBody")
     except DecodeError:
         return DecodeError
     return body
@@ -45,7 +45,7 @@ def general_path(raw: bytes) -> TxBody | type[DecodeError]:
 def test_fast_path_reads_every_transfer_as_fastavro_does(body: TxBody) -> None:
     """Any encoded body: the fast path reads a Transfer to the same value and passes the rest on."""
     raw = codec.encode_tx_body(body)
-    fast = codec._plain_transfer(raw)
+    fast = codec.plain_transfer(raw)
     if body.kind == "Transfer":
         assert fast == body == general_path(raw)
     else:
@@ -69,7 +69,7 @@ def test_fast_path_accepts_no_bytes_the_general_path_refuses(
             del raw[position]
         else:
             raw[position] ^= 1 << data.draw(st.integers(0, 7))
-    fast = codec._plain_transfer(bytes(raw))
+    fast = codec.plain_transfer(bytes(raw))
     if fast is not None:
         assert general_path(bytes(raw)) == fast
 
@@ -84,7 +84,7 @@ def test_fast_path_accepts_no_bytes_the_general_path_refuses(
 def test_non_canonical_tails_are_left_to_the_general_path(tail: bytes) -> None:
     """Bytes fastavro would not write are never accepted by the fast path."""
     raw = b"\x00" * 16 + b"\x02a" + b"\x02\x02" + bytes([10]) + tail
-    assert codec._plain_transfer(raw) is None
+    assert codec.plain_transfer(raw) is None
 
 
 def test_fastavro_reference_reads_the_same_record() -> None:
@@ -95,14 +95,14 @@ def test_fastavro_reference_reads_the_same_record() -> None:
             "main",
             1,
             2,
-            codec.Transfer((codec.Posting("a", "EUR", -1), codec.Posting("b", "EUR", 1))),
+            Transfer((Posting("a", "EUR", -1), Posting("b", "EUR", 1))),
         )
     )
     record = schemaless_reader(
         io.BytesIO(raw), codec.TX_BODY_V1_SCHEMA, None, return_record_name=True
     )
     assert record["op"][0] == "ledger.v1.Transfer"
-    assert codec._plain_transfer(raw) == general_path(raw)
+    assert codec.plain_transfer(raw) == general_path(raw)
 
 
 def volume_by_decoding(body: TxBody) -> dict[bytes, int]:

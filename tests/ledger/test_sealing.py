@@ -387,7 +387,7 @@ def test_a_confidential_transfer_is_sealed_and_a_malformed_one_refused_with_its_
         tx_id=bytes(16),
         confidential=dataclasses.replace(confidential.confidential, recipients=(entry, entry)),
     )
-    unchecked = ALICE.sign_body(codec._write(codec.TX_BODY_SCHEMA, codec._tx_body_record(twice)), 3)
+    unchecked = ALICE.sign_body(codec.write(codec.TX_BODY_SCHEMA, codec.tx_body_record(twice)), 3)
     replica = genesis_replica()
     sealed = seal_block(
         replica,
