@@ -158,6 +158,10 @@ class LocalRegistry:
             "apicurio.datasource.jdbc.initial-size": "2",
             "apicurio.datasource.jdbc.min-size": "2",
             "apicurio.datasource.jdbc.max-size": "20",
+            # A PostgreSQL restart leaves the pool's connections dead, and without a check the
+            # registry answers 500 until it is restarted itself: test each one when borrowed.
+            "quarkus.datasource.postgresql.jdbc.validation-query-sql": "SELECT 1",
+            "quarkus.datasource.postgresql.jdbc.validate-on-borrow": "true",
             # Ids by the schema's canonical form, as Confluent's registry: the same schema
             # written with other whitespace or field order is the same schema.
             "apicurio.ccompat.use-canonical-hash": "true",

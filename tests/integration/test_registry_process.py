@@ -58,7 +58,7 @@ def register(api_url: str, subject: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def private_registry(settings: Settings) -> Iterator[tuple[LocalRegistry, str]]:
+def private_registry(settings: Settings) -> Iterator[tuple[LocalRegistry, str, PostgresCluster]]:
     """A registry of its own, started, on a PostgreSQL cluster of its own whose superuser's
     password is random and holds what a properties file and Quarkus treat specially (a leading
     blank, ``${...}``, a backslash, ``=``, ``#``, ``:``); with that password. Stopped and removed
@@ -80,7 +80,7 @@ def private_registry(settings: Settings) -> Iterator[tuple[LocalRegistry, str]]:
         cluster.up()
         asyncio.run(set_password(cluster.url, password))
         assert registry.up()
-        yield registry, password
+        yield registry, password, cluster
     finally:
         registry.down()
         cluster.down()
@@ -114,10 +114,12 @@ def test_ledger_up_runs_the_registry_and_status_lists_it(settings: Settings) -> 
     assert stat.S_IMODE(registry.config_file.stat().st_mode) == 0o600
 
 
-def test_password_stays_in_a_private_file(private_registry: tuple[LocalRegistry, str]) -> None:
+def test_password_stays_in_a_private_file(
+    private_registry: tuple[LocalRegistry, str, PostgresCluster],
+) -> None:
     """The registry reached PostgreSQL with a password full of special characters, which is in
     its 0600 config file and in no command line of the machine nor in its log."""
-    registry, password = private_registry
+    registry, password, _ = private_registry
     assert stat.S_IMODE(registry.config_file.stat().st_mode) == 0o600
     assert "apicurio.datasource.password=" in registry.config_file.read_text()
     token = password.split("$", 1)[0].strip()  # the random part, a word nothing else contains
@@ -129,10 +131,12 @@ def test_password_stays_in_a_private_file(private_registry: tuple[LocalRegistry,
     assert token not in registry.log_file.read_text(errors="replace")
 
 
-def test_a_restart_keeps_the_schema_ids(private_registry: tuple[LocalRegistry, str]) -> None:
+def test_a_restart_keeps_the_schema_ids(
+    private_registry: tuple[LocalRegistry, str, PostgresCluster],
+) -> None:
     """An id given before a stop names the same schema after a start, and registering the
     schema again gives that id back."""
-    registry, _ = private_registry
+    registry, _, _ = private_registry
     api_url = f"{registry.address}/apis/ccompat/v7"
     subject = f"test.registry.{secrets.token_hex(4)}"
     schema_id = register(api_url, subject)
@@ -172,3 +176,18 @@ def test_an_unreachable_registry_url_is_one_clear_line(settings: Settings) -> No
     )
     line = assert_one_line_error(result, 3)
     assert "127.0.0.1:1" in line, line
+
+
+def test_the_registry_outlives_a_postgresql_restart(
+    private_registry: tuple[LocalRegistry, str, PostgresCluster],
+) -> None:
+    """The pool's connections die with the server; each is tested when borrowed, so the first
+    request after the restart is answered, not a 500 until the registry restarts too."""
+    registry, _, cluster = private_registry
+    api_url = f"{registry.address}/apis/ccompat/v7"
+    register(api_url, f"test.registry.{secrets.token_hex(4)}")
+    cluster.down()
+    cluster.up()
+    subject = f"test.registry.{secrets.token_hex(4)}"
+    schema_id = register(api_url, subject)
+    assert call(f"{api_url}/subjects/{subject}/versions/1")["id"] == schema_id
