@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -58,6 +59,8 @@ def main() -> None:
         submit_money,
     )
 
+    # aiokafka logs connection failures itself; every command reports them once, in its line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

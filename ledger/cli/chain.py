@@ -42,11 +42,6 @@ final_poll_s = 0.5
 # ---- shared by the commands of this module and of ``ledger submit`` -------------------------
 
 
-def quiet_kafka_logs() -> None:
-    """aiokafka logs connection failures itself; the CLI reports them once, in its own line."""
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-
-
 def parse_hex(value: str, size_bytes: int, what: str) -> bytes:
     """``value`` as exactly ``size_bytes`` bytes of hex (either case); click error otherwise."""
     try:
@@ -269,7 +264,6 @@ def verify_chain(
     on ledger.evidence: any (by --witness-keys, when given) is exit 1 too, naming what each
     witness saw.
     """
-    quiet_kafka_logs()
     settings = Settings.from_env()
     policy = _witness_policy(witness_keys_path, None)
     shard = shard_partition(settings, ledger, partition)
@@ -351,7 +345,6 @@ def proof(
     from ledger.client.proof_source import prove_from_postgres, prove_transaction
 
     tx_id = parse_hex(tx_id_hex, signing.tx_id_bytes, "TX_ID_HEX")
-    quiet_kafka_logs()
     settings = Settings.from_env()
     document = None
     if final_only:

@@ -15,7 +15,6 @@ from ledger.cli.chain import (
     check_offline,
     hex_option_callback,
     load_proof_file,
-    quiet_kafka_logs,
     shard_partition,
     stream_options,
     write_document,
@@ -63,7 +62,6 @@ def consistency(
     """
     from ledger.client.proof_source import prove_consistency
 
-    quiet_kafka_logs()
     settings = Settings.from_env()
     document = asyncio.run(
         prove_consistency(

@@ -26,7 +26,7 @@ import click
 
 from ledger import codec, limits, signing
 from ledger.cli import cli
-from ledger.cli.chain import DEFAULT_LEDGER, quiet_kafka_logs
+from ledger.cli.chain import DEFAULT_LEDGER
 from ledger.cli.envelope_file import (
     checked_envelope_file,
     signer_ids,
@@ -291,7 +291,6 @@ def publish_and_report(
     envelope: bytes, tx_id: bytes, wait: bool, timeout_s: float, as_json: bool
 ) -> None:
     """Publish one encoded envelope, wait for its outcome with ``wait``, print it."""
-    quiet_kafka_logs()
     settings = Settings.from_env()
     result = asyncio.run(_publish(settings.kafka(PUBLISHER), envelope, wait, timeout_s))
     _report({"tx_id": tx_id.hex(), **result}, as_json)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ledger import signing
-from ledger.cli.chain import hex_option_callback, parse_hex, quiet_kafka_logs
+from ledger.cli.chain import hex_option_callback, parse_hex
 from ledger.cli.submit import (
     Common,
     TransactionRefused,
@@ -219,7 +219,6 @@ def _transfer_across(
         memo=destination_memo(destination),
         external_ref=common.external_ref,
     )
-    quiet_kafka_logs()
     result = asyncio.run(
         transfer_across(
             settings.kafka(PUBLISHER),

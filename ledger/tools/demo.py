@@ -18,7 +18,7 @@ from ledger.client.publisher import Publisher, Refused
 from ledger.errors import ConfigError, InfraError
 from ledger.genesis import GenesisSpec, build_genesis
 from ledger.kafka.admin import publish_genesis
-from ledger.kafka.clients import committed_reader
+from ledger.kafka.clients import committed_reader, kafka_errors
 from ledger.kafka.principals import PUBLISHER, SEQUENCER
 from ledger.local.stack import witness_public_keys
 from ledger.model import Role
@@ -106,11 +106,13 @@ def write_demo_genesis(
 
 
 async def chain_is_empty(settings: Settings, partition: int) -> bool:
-    consumer = committed_reader(settings.kafka(SEQUENCER), "ledger-demo")
-    await consumer.start()
+    kafka = settings.kafka(SEQUENCER)
+    consumer = committed_reader(kafka, "ledger-demo")
     try:
-        topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
-        end: int = (await consumer.end_offsets([topic_partition]))[topic_partition]
+        with kafka_errors(f"reading {TOPIC_BLOCKS} at {kafka}"):
+            await consumer.start()  # inside: a consumer that failed to start is stopped too
+            topic_partition = TopicPartition(TOPIC_BLOCKS, partition)
+            end: int = (await consumer.end_offsets([topic_partition]))[topic_partition]
         return end == 0
     finally:
         await consumer.stop()

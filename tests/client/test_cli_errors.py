@@ -174,3 +174,16 @@ def test_unreachable_kafka_is_exit_3_within_a_bound(arguments: list[str], key_fi
     )
     assert time.monotonic() - started < unreachable_bound_s
     assert "127.0.0.1:1" in assert_one_line_error(result, 3)
+
+
+def test_demo_without_kafka_is_one_line(tmp_path: Path) -> None:
+    """`ledger demo` (what `make run` ends with) reports an unreachable broker in its one line,
+    with no traceback and no unclosed-consumer warning before it."""
+    result = run_ledger(
+        "demo",
+        "--seconds",
+        "1",
+        env={**unreachable_services_env(), "LEDGER_DATA_DIR": str(tmp_path)},
+        timeout_s=unreachable_bound_s + 10,
+    )
+    assert "127.0.0.1:1" in assert_one_line_error(result, 3)
