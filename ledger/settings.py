@@ -71,7 +71,6 @@ class Settings:
     data_dir: Path
     kafka_port: int
     postgres_port: int
-    kafka_bootstrap_servers: str
     kafka_access: KafkaAccess
     """The configured identity (LEDGER_KAFKA_USERNAME ...); processes ask ``kafka(principal)``."""
     kafka_local_auth: bool
@@ -136,7 +135,6 @@ class Settings:
             data_dir=data_dir,
             kafka_port=kafka_port,
             postgres_port=postgres_port,
-            kafka_bootstrap_servers=bootstrap,
             kafka_access=kafka_access,
             kafka_local_auth=kafka_auth == "scram",
             kafka_credentials_dir=Path(credentials_dir or data_dir / "kafka" / "credentials"),
@@ -201,6 +199,10 @@ class Settings:
     def local_kafka(self) -> bool:
         """True when Kafka is the one ``ledger up`` manages, not a cluster given by the user."""
         return "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.kafka_access.bootstrap_servers
 
     @property
     def local_registry(self) -> bool:

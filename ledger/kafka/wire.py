@@ -47,6 +47,8 @@ class Wire:
         self.registry = registry
         self._ids: dict[int, SchemaRef] | None = None
         self._latest: dict[str, int] = {}
+        self._prefixes: dict[str, bytes] = {}
+        """Record -> its frame's first 5 bytes, once its id is known."""
         self._asked_at = -refresh_interval_s
         self._lock = threading.Lock()
 
@@ -57,24 +59,26 @@ class Wire:
 
     def frame(self, record: str, payload: bytes) -> bytes:
         """``payload`` (plain Avro of ``ledger.v1.<record>``) with its frame."""
-        name = subject(record)
-        schema_id = self._latest.get(name)
-        if schema_id is None:
-            self._refresh(force=self._ids is None)
+        prefix = self._prefixes.get(record)
+        if prefix is None:
+            name = subject(record)
+            if name not in self._latest:
+                self._refresh(force=self._ids is None)
             schema_id = self._latest.get(name)
             if schema_id is None:
                 raise InfraError(
                     f"{name} is not registered in the schema registry at {self.registry.url}: "
                     "`ledger up` registers the ledger's schemas"
                 )
-        return bytes((MAGIC,)) + schema_id.to_bytes(4, "big") + payload
+            prefix = self._prefixes[record] = bytes((MAGIC,)) + schema_id.to_bytes(4, "big")
+        return prefix + payload
 
     def unframe(self, value: bytes, *records: str) -> bytes:
         """The plain Avro bytes of ``value``, one of ``records``; raises ``UnknownSchemaId``
         when it is framed with an id that names none of them."""
         if len(value) < FRAME_BYTES or value[0] != MAGIC:
             return value
-        names = {subject(record) for record in records}
+        names = _subjects(records)
         schema_id = int.from_bytes(value[1:FRAME_BYTES], "big")
         ref = self._known(schema_id)
         if ref is not None and ref.name in names:
@@ -99,7 +103,12 @@ class Wire:
             latest: dict[str, int] = {}
             for schema_id, ref in sorted(ids.items(), key=lambda item: item[1].version):
                 latest[ref.name] = schema_id
-            self._ids, self._latest = ids, latest
+            self._ids, self._latest, self._prefixes = ids, latest, {}
+
+
+@functools.cache
+def _subjects(records: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(subject(record) for record in records)
 
 
 @functools.cache

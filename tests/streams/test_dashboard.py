@@ -274,7 +274,6 @@ async def test_kafka_down_still_answers(settings: Settings) -> None:
     runner, url = await start_dashboard(
         dataclasses.replace(
             settings,
-            kafka_bootstrap_servers="127.0.0.1:1",
             kafka_access=dataclasses.replace(
                 settings.kafka_access, bootstrap_servers="127.0.0.1:1"
             ),
