@@ -22,8 +22,8 @@ from __future__ import annotations
 import array
 import struct
 import sys
-from collections import Counter
-from itertools import accumulate, chain, pairwise, repeat
+from collections import Counter, defaultdict
+from itertools import accumulate, chain, islice, pairwise, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -48,25 +48,65 @@ EMPTY: dict[str, Any] = {
 
 
 def pack(recent_tx_ids: dict[bytes, int]) -> dict[str, Any]:
-    """The ``ReplayWindow`` record of ``recent_tx_ids`` (tx_id -> expires_at_ms); canonical."""
+    """The ``ReplayWindow`` record of ``recent_tx_ids`` (tx_id -> expires_at_ms); canonical.
+
+    Why two ways to the same bytes: the snapshot writer waits for this, and which way is cheaper
+    depends on how many tx_ids share an expiry time. The first few thousand show it: tx_ids are
+    remembered in about expiry order, so the start of the window is as dense as the rest.
+    """
     if not recent_tx_ids:
         return dict(EMPTY)
-    entries = sorted(zip(recent_tx_ids.values(), recent_tx_ids.keys(), strict=True))
-    tx_ids = b"".join(map(itemgetter(1), entries))
-    if len(tx_ids) != tx_id_bytes * len(entries):
+    sample = list(islice(recent_tx_ids.values(), _SAMPLE_SIZE))
+    if len(sample) >= _GROUP_FROM_TIES * len(set(sample)):
+        expiries, counts, tx_ids = _order_by_groups(recent_tx_ids)
+    else:
+        expiries, counts, tx_ids = _order_by_pairs(recent_tx_ids)
+    if len(tx_ids) != tx_id_bytes * len(recent_tx_ids):
         raise ValueError(f"every remembered tx_id must be {tx_id_bytes} bytes")
-    counted = Counter(recent_tx_ids.values())
-    expiries = sorted(counted)
     step_bytes, steps = _pack_column([later - earlier for earlier, later in pairwise(expiries)])
-    count_bytes, counts = _pack_column([counted[expiry] for expiry in expiries])
+    count_bytes, counts_column = _pack_column(counts)
     return {
         "first_expires_at_ms": expiries[0],
         "step_bytes": step_bytes,
         "steps": steps,
         "count_bytes": count_bytes,
-        "counts": counts,
+        "counts": counts_column,
         "tx_ids": tx_ids,
     }
+
+
+_SAMPLE_SIZE = 4096
+"""How many of the first expiry times ``pack`` counts ties in: enough to see the traffic's rate."""
+_GROUP_FROM_TIES = 2
+"""Tx_ids per expiry time from which grouping is no slower than sorting pairs (600k tx_ids,
+measured: at 1 a millisecond grouping takes 1.7 times as long, at 2 as long, at 10 half)."""
+
+
+def _order_by_pairs(recent_tx_ids: dict[bytes, int]) -> tuple[list[int], list[int], bytes]:
+    """(expiries, counts, tx_ids) by one sort of (expires_at_ms, tx_id) pairs.
+
+    Cheapest when few tx_ids share an expiry time: the pairs arrive nearly sorted and seldom need
+    their tx_ids compared.
+    """
+    counted = Counter(recent_tx_ids.values())
+    expiries = sorted(counted)
+    entries = sorted(zip(recent_tx_ids.values(), recent_tx_ids.keys(), strict=True))
+    return expiries, list(map(counted.__getitem__, expiries)), b"".join(map(itemgetter(1), entries))
+
+
+def _order_by_groups(recent_tx_ids: dict[bytes, int]) -> tuple[list[int], list[int], bytes]:
+    """(expiries, counts, tx_ids) by sorting the distinct expiry times, then each one's tx_ids.
+
+    Cheapest when many tx_ids share an expiry time (ten a millisecond at 10,000 tx/s): no pair per
+    tx_id to build, compare and take apart, tx_ids compared only within their small group, and the
+    groups' sizes are the counts.
+    """
+    by_expiry: defaultdict[int, list[bytes]] = defaultdict(list)
+    for tx_id, expires_at_ms in recent_tx_ids.items():
+        by_expiry[expires_at_ms].append(tx_id)
+    expiries = sorted(by_expiry)
+    groups = list(map(by_expiry.__getitem__, expiries))
+    return expiries, list(map(len, groups)), b"".join(map(b"".join, map(sorted, groups)))
 
 
 def unpack(record: dict[str, Any]) -> dict[bytes, int]:

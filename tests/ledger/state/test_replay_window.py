@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import random
+from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -30,6 +33,95 @@ def test_window_round_trips(recent: dict[bytes, int]) -> None:
     restored = window.unpack(window.pack(recent))
     assert restored == recent
     assert list(restored.values()) == sorted(recent.values())
+
+
+def reference_pack(recent: dict[bytes, int]) -> dict[str, Any]:
+    """The documented layout, written the obvious way: what ``pack`` must produce byte for byte."""
+    entries = sorted((expiry, tx) for tx, expiry in recent.items())
+    counted = Counter(recent.values())
+    expiries = sorted(counted)
+    steps = [later - earlier for earlier, later in pairwise(expiries)]
+    counts = [counted[expiry] for expiry in expiries]
+    step_bytes = min(w for w in (1, 2, 4, 8) if max(steps, default=0) < 1 << (8 * w))
+    count_bytes = min(w for w in (1, 2, 4, 8) if max(counts, default=0) < 1 << (8 * w))
+    return {
+        "first_expires_at_ms": expiries[0] if expiries else 0,
+        "step_bytes": step_bytes,
+        "steps": b"".join(step.to_bytes(step_bytes, "big") for step in steps),
+        "count_bytes": count_bytes,
+        "counts": b"".join(count.to_bytes(count_bytes, "big") for count in counts),
+        "tx_ids": b"".join(tx for _, tx in entries),
+    }
+
+
+@st.composite
+def live_windows(draw: st.DrawFn) -> dict[bytes, int]:
+    """Windows shaped like live traffic: several tx_ids per expiry time, inserted in nearly
+    expiry order (a few a millisecond or two late), with gaps that need any step width."""
+    size = draw(st.integers(0, 300))
+    per_ms = draw(st.integers(1, 12))
+    gap = draw(st.sampled_from([1, 200, 300, 70_000, 1 << 32]))
+    first = draw(st.integers(int64_min, int64_max - (size + 3) * (1 << 32)))
+    jitter = draw(st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=size, max_size=size))
+    ids = draw(st.lists(tx_ids, min_size=size, max_size=size, unique=True))
+    return {
+        tx: first + gap * (number // per_ms) + late
+        for number, (tx, late) in enumerate(zip(ids, jitter, strict=True))
+    }
+
+
+def assert_packs_canonically(recent: dict[bytes, int]) -> None:
+    """``pack`` writes the reference bytes and restores; and whichever way it orders the window
+    (chosen by how many tx_ids share an expiry time), the other way orders it the same."""
+    packed = window.pack(recent)
+    assert packed == reference_pack(recent)
+    assert window._order_by_pairs(recent) == window._order_by_groups(recent)
+    assert window.unpack(packed) == recent
+
+
+@settings(max_examples=300, deadline=None)
+@given(recent=st.dictionaries(tx_ids, expiries, max_size=200))
+def test_pack_matches_the_reference_layout(recent: dict[bytes, int]) -> None:
+    """Any window, with expiry times shared or not, packs to the documented bytes."""
+    assert_packs_canonically(recent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(recent=live_windows())
+def test_live_shaped_windows_match_the_reference(recent: dict[bytes, int]) -> None:
+    """Ties and late tx_ids, the shape pack is tuned for, keep the canonical bytes."""
+    assert_packs_canonically(recent)
+
+
+@pytest.mark.parametrize(
+    ("gap", "ties", "widths"),
+    [
+        (1, 1, (1, 1)),
+        (256, 1, (2, 1)),
+        (1 << 16, 1, (4, 1)),
+        (1 << 32, 1, (8, 1)),
+        (1 << 32, 10, (8, 1)),
+        (1, 256, (1, 2)),
+        (3, 1 << 16, (1, 4)),
+    ],
+)
+def test_every_column_width_matches_the_reference(
+    gap: int, ties: int, widths: tuple[int, int]
+) -> None:
+    """Steps of 1, 2, 4 and 8 bytes and counts of 1, 2 and 4 (8 would take 2**32 tx_ids sharing
+    one expiry time), from tx_ids remembered in shuffled order."""
+    entries = [(tx_id(number), -7 + gap * (number // ties)) for number in range(3 * ties)]
+    random.Random(gap * ties).shuffle(entries)
+    recent = dict(entries)
+    packed = window.pack(recent)
+    assert (packed["step_bytes"], packed["count_bytes"]) == widths
+    assert_packs_canonically(recent)
+
+
+@pytest.mark.parametrize("recent", [{}, {tx_id(1): int64_min}, {tx_id(2): int64_max}])
+def test_empty_and_single_windows_match_the_reference(recent: dict[bytes, int]) -> None:
+    """No tx_id packs to the schema default; one tx_id to a single count and no step."""
+    assert_packs_canonically(recent)
 
 
 def test_a_live_window_costs_little_more_than_its_tx_ids() -> None:
