@@ -15,7 +15,8 @@
 #      skips the step entirely);
 #   5. the Python environment in .venv with the project installed editable with its dev extra
 #      (skipped while pyproject.toml is unchanged);
-#   6. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
+#   6. the hot-path modules compiled with mypyc (infra/build_native.py, ledger/native.py);
+#   7. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
 #      module cache and their compiled packages into its build cache (go mod download, go build:
 #      no-ops once done; the first build takes about two minutes, outside the test suite).
 set -euo pipefail
@@ -41,6 +42,8 @@ command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 # promtool checks and unit-tests infra/prometheus (tests/test_prometheus_config.py).
 command -v promtool >/dev/null || apt_packages+=(prometheus)
+# A C compiler for the hot-path modules compiled with mypyc (step 6; ledger/native.py).
+command -v cc >/dev/null || apt_packages+=(gcc)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "missing ${apt_packages[*]} and no apt-get to install them"
   say "installing ${apt_packages[*]} with apt"
@@ -100,6 +103,10 @@ if [ ! -f ".venv/.complete-$py_sum" ]; then
   rm -f .venv/.complete-*
   touch ".venv/.complete-$py_sum"
 fi
+
+# The hot-path modules compiled with mypyc into .build/native (a no-op while their sources are
+# unchanged; about 15 s otherwise). Without it the same sources run, slower.
+.venv/bin/python infra/build_native.py
 
 # The Go producer example (tests/client/test_go_producer.py builds it). Go's official archive
 # installs to /usr/local/go, which is not always on PATH.

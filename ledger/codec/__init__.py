@@ -23,6 +23,10 @@ encoders and decoders). Callers import from ``ledger.codec`` only.
 
 from __future__ import annotations
 
+from ledger import native
+
+__path__ = native.package_path(__name__, __path__)  # compiled copies first (ledger.native)
+
 from ledger.codec.avro import convert, read, tx_body_from_record, tx_body_record, write
 from ledger.codec.bodies import (
     body_version_of,

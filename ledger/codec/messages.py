@@ -76,7 +76,7 @@ def decode_block(raw: bytes, *, canonical_check: bool = True) -> Block:
     """The Block in ``raw``; its envelopes stay the exact bytes that were sealed.
 
     ``canonical_check=False`` is for the ledger's own processes replaying their chain (sequencer,
-    projector): what they derive cannot depend on the spelling, because the block hash is taken
+    projector, the dashboard's chain check): what they derive cannot depend on the spelling, because the block hash is taken
     over this build's re-encoding of the header, the seal is checked over that hash, and
     ``tx_root`` over the exact envelope bytes. Auditors and the SDK keep the check.
     """

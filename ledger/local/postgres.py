@@ -35,7 +35,11 @@ shared_buffers = 2GB
 wal_buffers = 64MB
 max_wal_size = 8GB
 checkpoint_timeout = 15min
-wal_compression = on
+# Full-page images are most of the WAL after each checkpoint (one per B-tree leaf first touched
+# since, and the random-keyed indexes touch a new leaf nearly every insert): compressing them with
+# pglz ("on") cost about 90 µs of CPU each, more than half of the server's CPU per transaction
+# in a measurement of the projector's writes (BENCHMARKS.md, issue 8); lz4 costs a fraction.
+wal_compression = lz4
 # A ledger keeps what it acknowledged: none of the above trades durability.
 fsync = on
 synchronous_commit = on

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger import codec
+from ledger import codec, native
 from ledger.client.publisher import Publisher
 from ledger.errors import InfraError
 from ledger.kafka.principals import PUBLISHER
@@ -290,6 +290,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         "duration_s": config.duration_s,
         "accounts": config.account_count,
         "machine": machine(),
+        "native": native.status(),
     }
 
 
@@ -530,7 +531,8 @@ def record(result: dict[str, Any], command: str, path: Path) -> None:
     if rejected:
         rejected = f"{rejected} {result['rejected_by_code']}"
     row = (
-        f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {result['machine']} | `{command}` "
+        f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {result['machine']}"
+        f"{', mypyc' if result.get('native', '').startswith('compiled') else ''} | `{command}` "
         f"| {result['sealed_tx_per_s']} | {result['published_tx_per_s']}, {result['throttled_s']} "
         f"| {result['latency_ms']['p50']} / {result['latency_ms']['p99']} "
         f"| {result['visible_latency_ms']['p50']} / {result['visible_latency_ms']['p99']} "
