@@ -70,6 +70,8 @@ def _manifest_problem() -> str | None:
         return "not built (make install builds them)"
     except (OSError, ValueError) as exc:
         return f"unreadable manifest {MANIFEST}: {exc}"
+    if not isinstance(manifest, dict):
+        return f"unreadable manifest {MANIFEST}: not a JSON object"
     if manifest.get("build_tag") != build_tag():
         return f"built for {manifest.get('build_tag')}, this interpreter is {build_tag()}"
     if manifest.get("sources") != source_hashes():

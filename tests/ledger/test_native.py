@@ -67,6 +67,12 @@ def test_a_build_for_another_interpreter_is_not_used(manifest: Path) -> None:
     assert "built for cpython-39-x" in (native._manifest_problem() or "")
 
 
+@pytest.mark.parametrize("text", ["[]", "{not json", ""])
+def test_a_damaged_manifest_means_the_sources(manifest: Path, text: str) -> None:
+    manifest.write_text(text)
+    assert (native._manifest_problem() or "").startswith("unreadable manifest")
+
+
 def test_no_build_means_the_sources(manifest: Path) -> None:
     manifest.unlink()
     assert native._manifest_problem() == "not built (make install builds them)"
