@@ -15,7 +15,8 @@
 #      skips the step entirely);
 #   5. the Python environment in .venv with the project installed editable with its dev extra
 #      (skipped while pyproject.toml is unchanged);
-#   6. the hot-path modules compiled with mypyc (infra/build_native.py, ledger/native.py);
+#   6. the compiled hot path (infra/build_native.py): the modules of ledger/native.py with mypyc,
+#      and the Ed25519 checks of native/ed25519 (Rust, ledger/ed25519.py) with cargo;
 #   7. where Go is installed (it is optional), the Go modules of examples/go-producer into Go's
 #      module cache and their compiled packages into its build cache (go mod download, go build:
 #      no-ops once done; the first build takes about two minutes, outside the test suite).
@@ -44,6 +45,9 @@ command -v chromedriver >/dev/null || apt_packages+=(chromium-driver)
 command -v promtool >/dev/null || apt_packages+=(prometheus)
 # A C compiler for the hot-path modules compiled with mypyc (step 6; ledger/native.py).
 command -v cc >/dev/null || apt_packages+=(gcc)
+# Cargo for the Ed25519 checks (step 6; ledger/ed25519.py): rustup's when there is one, else
+# Debian's (cargo 1.65, rustc 1.63: native/ed25519/Cargo.lock is resolved for Rust 1.63).
+command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || apt_packages+=(cargo)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || fail "missing ${apt_packages[*]} and no apt-get to install them"
   say "installing ${apt_packages[*]} with apt"
@@ -104,8 +108,9 @@ if [ ! -f ".venv/.complete-$py_sum" ]; then
   touch ".venv/.complete-$py_sum"
 fi
 
-# The hot-path modules compiled with mypyc into .build/native (a no-op while their sources are
-# unchanged; about 15 s otherwise). Without it the same sources run, slower.
+# The hot-path modules compiled with mypyc into .build/native and the Ed25519 checks built with
+# cargo into .build/ed25519 (each a no-op while its sources are unchanged; 15 s and, the first
+# time, about 30 s otherwise). Without them the same sources, and libsodium, run, slower.
 .venv/bin/python infra/build_native.py
 
 # The Go producer example (tests/client/test_go_producer.py builds it). Go's official archive

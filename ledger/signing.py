@@ -26,24 +26,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import VerifyKey
 
-from ledger import codec, limits
+from ledger import codec, ed25519, limits
 from ledger.errors import KeyFileError, SignatureError, SigningError
 from ledger.model import NO_METADATA, Cosigner, Envelope, Operation, TxBody
 
 TX_SIGNATURE_DOMAIN: Final = b"ledger.v1.tx\x00"
 """Prefix of every signed body, so a transaction signature can never pass as another message's."""
 
-public_key_bytes: Final = 32
-signature_bytes: Final = 64
+public_key_bytes: Final = ed25519.public_key_bytes
+signature_bytes: Final = ed25519.signature_bytes
 tx_id_bytes: Final = 16
 private_key_bytes: Final = 32
-
-public_key_cache_max_count: Final = 4_096
-"""Loaded public keys kept for the verify stage: loading one costs about a microsecond, and the
-number of keys that sign is small (payment systems, admins), so a few thousand cover them all."""
 
 _PEM_HEADER: Final = b"-----BEGIN "
 _ENCRYPTED_PEM_HEADER: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
@@ -243,26 +237,8 @@ def load_private_key(path: Path | str, passphrase: bytes) -> Signer:
         raise KeyFileError(f"{path}: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=public_key_cache_max_count)
-def _verify_key(public_key: bytes) -> VerifyKey:
-    return VerifyKey(public_key)
-
-
-def message_signature_ok(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Whether ``signature`` is ``public_key``'s Ed25519 signature of ``message``; never raises.
-
-    Verification runs in libsodium (PyNaCl): twice OpenSSL's rate on this project's machines
-    (BENCHMARKS.md), GIL released like OpenSSL's. libsodium is the stricter of the two (it
-    refuses small-order keys and non-canonical signatures), so every signature admitted here
-    also verifies with ``cryptography`` in offline tools.
-    """
-    if len(public_key) != public_key_bytes or len(signature) != signature_bytes:
-        return False
-    try:
-        _verify_key(public_key).verify(message, signature)
-    except (BadSignatureError, CryptoError, ValueError, TypeError):
-        return False
-    return True
+message_signature_ok = ed25519.verifies
+"""One signature over any message, by libsodium (``ledger.ed25519``): seals, cosignatures."""
 
 
 def signature_ok(public_key: bytes, signature: bytes, body: bytes) -> bool:
@@ -273,13 +249,27 @@ def signature_ok(public_key: bytes, signature: bytes, body: bytes) -> bool:
 def bad_signer(envelope: Envelope) -> bytes | None:
     """The public key of the first signer (submitting one first, then the cosigners) whose
     signature does not cover the envelope's exact body bytes; None when every one does."""
-    message = TX_SIGNATURE_DOMAIN + envelope.body
-    if not message_signature_ok(envelope.public_key, envelope.signature, message):
-        return envelope.public_key
-    for cosigner in envelope.cosigners:
-        if not message_signature_ok(cosigner.public_key, cosigner.signature, message):
-            return cosigner.public_key
-    return None
+    return bad_signers([envelope])[0]
+
+
+def bad_signers(envelopes: Sequence[Envelope]) -> list[bytes | None]:
+    """``bad_signer`` of each envelope, every signature checked in one ``ed25519.verify_all``
+    call (compiled, GIL released): the verify stage's and the witnesses' path."""
+    items: list[tuple[bytes, bytes, bytes]] = []
+    for envelope in envelopes:
+        items.append((envelope.public_key, envelope.signature, envelope.body))
+        items += [(c.public_key, c.signature, envelope.body) for c in envelope.cosigners]
+    verdicts = ed25519.verify_all(items, TX_SIGNATURE_DOMAIN)
+    if len(verdicts) == len(envelopes):  # no cosigners: one signature each
+        return [None if ok else key for ok, (key, _, _) in zip(verdicts, items, strict=True)]
+    failed: list[bytes | None] = []
+    position = 0
+    for envelope in envelopes:
+        keys = [envelope.public_key, *(cosigner.public_key for cosigner in envelope.cosigners)]
+        oks = verdicts[position : position + len(keys)]
+        position += len(keys)
+        failed.append(next((key for key, ok in zip(keys, oks, strict=True) if not ok), None))
+    return failed
 
 
 def verify_envelope(envelope: Envelope) -> None:

@@ -56,7 +56,7 @@ from ledger.settings import (
     VERIFIED_BATCH_HEADER,
     Settings,
 )
-from ledger.signing import bad_signer, key_id
+from ledger.signing import bad_signers, key_id
 from streams.lifecycle import collect_less, run_or_exit
 from streams.telemetry import SECONDS_BUCKETS
 
@@ -80,7 +80,8 @@ one commit request per poll would cost as much as verifying the poll. A crash re
 most this much more; the sequencer refuses the copies."""
 
 signature_threads = 2
-"""libsodium releases the GIL during Ed25519 math: one thread per core."""
+"""A batch's signatures are checked with the GIL released (``ledger.ed25519``): one thread per
+core."""
 
 signature_chunk_min_count = 64
 """Below this a batch is checked in one chunk: thread hand-off would cost more than it saves."""
@@ -185,7 +186,7 @@ def _out_of_time(item: _Decoded, now_ms: int) -> RejectionRecord | None:
 
 def _bad_signers(batch: Sequence[_Decoded]) -> list[bytes | None]:
     """Per envelope: the key of its first signature that does not verify, or None."""
-    return [bad_signer(item.envelope) for item in batch]
+    return bad_signers([item.envelope for item in batch])
 
 
 async def verify_batch(

@@ -44,10 +44,10 @@ from ledger.kafka.clients import committed_reader, idempotent_producer, send_bat
 from ledger.kafka.principals import WITNESS
 from ledger.kafka.wire import default_wire, framed, plain
 from ledger.kafka_access import KafkaAccess
-from ledger.model import Block, Cosignature, Evidence, Role
+from ledger.model import Block, Cosignature, Envelope, Evidence, Role
 from ledger.replica import Replica
 from ledger.settings import TOPIC_BLOCKS, TOPIC_COSIGNATURES, TOPIC_EVIDENCE, Settings
-from ledger.signing import Signer, bad_signer, key_id, load_private_key
+from ledger.signing import Signer, bad_signers, key_id, load_private_key
 from ledger.witnessing import EvidenceKind, cosign, sign_evidence
 from streams.lifecycle import collect_less, run_or_exit
 from streams.telemetry import add_metrics_port_argument, serve_metrics
@@ -289,15 +289,15 @@ class Witness:
         ]
 
         def check(chunk: list[bytes]) -> list[bytes]:
-            bad = []
+            bad: list[bytes] = []
+            decoded: list[tuple[bytes, Envelope]] = []
             for raw in chunk:
                 try:
-                    envelope = codec.decode_envelope(raw)
+                    decoded.append((raw, codec.decode_envelope(raw)))
                 except DecodeError:
                     bad.append(raw)
-                    continue
-                if bad_signer(envelope) is not None:
-                    bad.append(raw)
+            failed = bad_signers([envelope for _, envelope in decoded])
+            bad += [raw for (raw, _), key in zip(decoded, failed, strict=True) if key is not None]
             return bad
 
         loop = asyncio.get_running_loop()

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger import codec, native
+from ledger import codec, ed25519, native
 from ledger.client.publisher import Publisher
 from ledger.errors import InfraError
 from ledger.kafka.principals import PUBLISHER
@@ -291,6 +291,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         "accounts": config.account_count,
         "machine": machine(),
         "native": native.status(),
+        "ed25519": ed25519.status(),
     }
 
 
@@ -535,7 +536,8 @@ def record(result: dict[str, Any], command: str, path: Path) -> None:
         rejected = f"{rejected} {result['rejected_by_code']}"
     row = (
         f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {result['machine']}"
-        f"{', mypyc' if result.get('native', '').startswith('compiled') else ''} | `{command}` "
+        f"{', mypyc' if result.get('native', '').startswith('compiled') else ''}"
+        f"{', dalek' if result.get('ed25519', '').startswith('compiled') else ''} | `{command}` "
         f"| {result['sealed_tx_per_s']} | {result['published_tx_per_s']}, {result['throttled_s']} "
         f"| {result['latency_ms']['p50']} / {result['latency_ms']['p99']} "
         f"| {result['visible_latency_ms']['p50']} / {result['visible_latency_ms']['p99']} "
