@@ -12,7 +12,7 @@ import streams.verify
 from ledger import codec, limits
 from ledger.errors import DecodeError
 from ledger.model import Attest, Envelope, RejectionRecord, TxBody
-from ledger.signing import Signer, bad_signer, build_tx_body
+from ledger.signing import Signer, bad_signers, build_tx_body
 from streams.verify import (
     Forward,
     Submission,
@@ -63,13 +63,13 @@ async def verify(
 def signature_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """The bodies whose signature the verify stage checked, in the order it checked them."""
     checked: list[bytes] = []
-    real = bad_signer
+    real = bad_signers
 
-    def counting(envelope: Envelope) -> bytes | None:
-        checked.append(envelope.body)
-        return real(envelope)
+    def counting(envelopes: Sequence[Envelope]) -> list[bytes | None]:
+        checked.extend(envelope.body for envelope in envelopes)
+        return real(envelopes)
 
-    monkeypatch.setattr(streams.verify, "bad_signer", counting)
+    monkeypatch.setattr(streams.verify, "bad_signers", counting)
     yield checked
 
 
