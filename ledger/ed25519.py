@@ -12,6 +12,11 @@ R values, and of non-canonical S and keys). Two implementations give the same ve
   equivalence with libsodium is tested on crafted small-order, mixed-order and non-canonical
   vectors (tests/ledger/test_ed25519.py).
 
+The rules are those of libsodium's releases up to 1.0.20 (PyNaCl 1.6.2 bundles 1.0.20), which
+check the equation without the cofactor. libsodium's unreleased master checks it with the
+cofactor and would accept signatures whose error is a small-order point: a PyNaCl built on that
+fails the equivalence tests, and adopting it would change the contract for every auditor.
+
 ``make install`` builds the library (``infra/build_native.py``, with cargo) into ``BUILD_DIR``
 with a manifest of its sources' SHA-256; it is loaded only while they match, like the modules of
 ``ledger.native``. Without it (no build, a stale one, ``LEDGER_NATIVE=0``), ``verify_all`` asks
